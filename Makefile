@@ -1,0 +1,96 @@
+# qstorefs - build, test, demo and benchmark.  `make check` on a fresh
+# machine installs what it needs (make deps), builds and runs every test.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS := -Iinclude -D_GNU_SOURCE
+BASE    := -std=gnu11 -pthread -fno-strict-aliasing $(WARN)
+LIBS    := -lzstd -ljansson -lxxhash -lcrypto -lm -pthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+B       := build
+CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c)
+HDRS    := $(wildcard include/*.h codec/*/*.h)
+TOOLS   := $(B)/genmodel $(B)/stcast
+
+.PHONY: all deps check test test-unit test-cli test-asan demo bench clean golden
+
+all: $(B)/libqstore.a $(B)/qstore $(TOOLS)
+
+# ---- the library and the CLI (normal and sanitizer builds) ---------------
+$(B)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
+$(B)/asan/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
+
+$(B)/libqstore.a: $(CODEC_SRC:%.c=$(B)/obj/%.o)
+	ar rcs $@ $^
+$(B)/asan/libqstore.a: $(CODEC_SRC:%.c=$(B)/asan/%.o)
+	ar rcs $@ $^
+
+$(B)/qstore: $(B)/obj/cli/qstore.o $(B)/libqstore.a
+	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
+$(B)/asan/qstore: $(B)/asan/cli/qstore.o $(B)/asan/libqstore.a
+	$(CC) $(BASE) $(SAN) -o $@ $^ $(LIBS)
+
+# test data generators (C, so large models cost no Python)
+$(B)/genmodel: $(B)/obj/tests/tools/genmodel.o
+	$(CC) $(BASE) $(CFLAGS) -o $@ $^ -lm
+$(B)/stcast: $(B)/obj/tests/tools/stcast.o $(B)/libqstore.a
+	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# ---- unit tests (cmocka) ---------------------------------------------------
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT     := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/unit/%)
+$(B)/unit/%: $(B)/obj/tests/unit/%.o $(B)/libqstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+$(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/libqstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+
+# ---- set-up ------------------------------------------------------------------
+APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
+	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv time
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "deps: all Debian packages present"; fi
+	@tests/tools/fetch-minilm.sh $(B)/minilm
+
+# ---- tests ---------------------------------------------------------------------
+test-unit: $(UNIT)
+	@set -e; for t in $(UNIT); do echo "== $$t"; CMOCKA_MESSAGE_OUTPUT=stdout $$t; done
+
+test-cli: all
+	@QSTORE=$(B)/qstore GENMODEL=$(B)/genmodel tests/cli/run-all.sh
+
+test-asan: $(B)/asan/qstore $(UNIT_ASAN) $(TOOLS)
+	@set -e; for t in $(UNIT_ASAN); do echo "== $$t (ASan+UBSan)"; $$t; done
+	@QSTORE=$(B)/asan/qstore GENMODEL=$(B)/genmodel QS_QUICK=1 tests/cli/run-all.sh
+
+test: test-unit test-cli test-asan
+
+check: deps
+	$(MAKE) all
+	$(MAKE) test
+
+demo: all
+	@tests/demo.sh $(B)
+
+bench: all
+	@tests/bench/bench.sh $(B)
+
+# regenerate the committed golden container (only when the format changes on purpose)
+golden: all
+	tests/golden/make-golden.sh $(B)
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,138 @@
+/*
+ * internal.h - types shared by the packer and the reader: the in-memory index
+ * (what FORMAT.md calls the manifest, the chunk table and the extent table),
+ * error helpers and little-endian access.  Nothing here is public API.
+ */
+#ifndef QS_INTERNAL_H
+#define QS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "qstore.h"
+
+#define QS_MAX_DIMS 16
+/* Hard upper bound on one chunk's decoded size: readers size their scratch
+ * from it, so a hostile index cannot make them allocate more. */
+#define QS_MAX_CHUNK_BYTES (16u << 20)
+#define QS_DEFAULT_CHUNK_BYTES (1u << 20)
+
+enum qs_stream_kind {
+	QS_STREAM_BLOB = 0,   /* opaque bytes: headers, config, tokenizer, int tensors */
+	QS_STREAM_FLOAT = 1,  /* a float tensor stored once, exponent-modelled */
+	QS_STREAM_QUANT = 2,  /* INT8 codes + residual rebuilding the float bytes */
+};
+
+enum qs_face {
+	QS_FACE_HIGH = 0,     /* the original bytes of the stream */
+	QS_FACE_Q = 1,        /* QUANT only: one signed INT8 code per element */
+};
+
+/* Float layouts the codecs understand (sign | exponent | mantissa). */
+enum qs_fmt { QS_FMT_NONE = 0, QS_FMT_BF16 = 1, QS_FMT_F16 = 2, QS_FMT_F32 = 3 };
+
+typedef struct qs_stream {
+	char *name;            /* tensor name or file path, for messages */
+	int kind;              /* enum qs_stream_kind */
+	int fmt;               /* enum qs_fmt (NONE for BLOB) */
+	uint32_t esize;        /* bytes per element of the HIGH face */
+	uint64_t elems;
+	uint64_t chunk_elems;  /* elements per chunk (the last may be short) */
+	uint64_t first_chunk;
+	uint64_t n_chunks;
+	uint64_t cols;         /* QUANT: elements per row */
+	int64_t scale_stream;  /* QUANT: FLOAT stream with one scale per row */
+} qs_stream;
+
+typedef struct qs_chunk {      /* 32 bytes on disk, see FORMAT.md */
+	uint64_t off;          /* file offset of part A; part B follows it */
+	uint32_t len_a, len_b;
+	uint64_t hash_a;       /* XXH3-64 of decoded part A (bytes or INT8 codes) */
+	uint64_t hash_b;       /* QUANT: XXH3-64 of the decoded high bytes */
+} qs_chunk;
+
+typedef struct qs_extent {     /* 32 bytes on disk */
+	uint64_t file_off;
+	uint64_t len;
+	uint32_t stream;
+	uint32_t face;
+	uint64_t stream_off;   /* byte offset inside the face */
+} qs_extent;
+
+typedef struct qs_vfile {
+	char *path;
+	uint64_t size;
+	uint8_t sha256[32];
+	uint64_t first_extent, n_extents;
+} qs_vfile;
+
+typedef struct qs_tensor {
+	char *name, *file, *dtype, *reason;
+	int ndim;
+	uint64_t shape[QS_MAX_DIMS];
+	uint64_t nbytes;
+	int64_t stream;        /* -1 for an empty tensor */
+	int quantized;
+	double floor_bytes;
+	uint64_t stored_bytes;
+} qs_tensor;
+
+typedef struct qs_index {
+	qs_stream *streams; size_t n_streams;
+	qs_chunk *chunks; size_t n_chunks;
+	qs_extent *extents; size_t n_extents;
+	qs_vfile *files[2]; size_t n_files[2];
+	qs_tensor *tensors; size_t n_tensors;
+	char *source_dtype;
+	double floor_bytes;
+	uint64_t container_bytes;
+	/* set by qs_index_validate: what one reader must be able to hold */
+	uint64_t max_chunk_bytes;   /* largest decoded chunk face */
+	uint64_t max_parts_bytes;   /* largest len_a + len_b */
+} qs_index;
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Fill *err (if non-NULL) and return -1, so callers can `return qs_fail(...)`. */
+int qs_fail(qs_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- little endian ----------------------------------------------------- */
+
+static inline uint16_t rd16(const void *p) { const uint8_t *b = p; return (uint16_t)(b[0] | b[1] << 8); }
+static inline uint32_t rd32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t rd64(const void *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static inline void wr16(void *p, uint16_t v) { uint8_t *b = p; b[0] = (uint8_t)v; b[1] = (uint8_t)(v >> 8); }
+static inline void wr32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void wr64(void *p, uint64_t v) { memcpy(p, &v, 8); }
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "qstore assumes a little-endian host (the container is little-endian)"
+#endif
+
+/* overflow-checked arithmetic: return 0 on success */
+static inline int mul_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
+static inline int add_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
+
+/* ---- index helpers (index.c) ------------------------------------------- */
+
+uint64_t qs_face_esize(const qs_stream *s, int face);
+uint64_t qs_face_bytes(const qs_stream *s, int face);
+void qs_index_free(qs_index *ix);
+/* A relative path is acceptable if it has no empty, "." or ".." component,
+ * no leading '/', no NUL or control characters and is at most 4095 bytes. */
+int qs_path_ok(const char *path);
+/* Name of the tensor (or file) a stream belongs to, for error messages. */
+const char *qs_stream_name(const qs_index *ix, uint64_t stream);
+/* Index of the file containing extent E in VIEW, or -1 (for messages). */
+
+/* manifest.c: JSON <-> index (chunks and extents travel as binary tables) */
+char *qs_manifest_dump(const qs_index *ix, size_t *len);
+int qs_manifest_load(qs_index *ix, const char *json, size_t len,
+		     uint64_t n_chunks, uint64_t n_extents, const char *where, qs_error *err);
+int qs_index_validate(qs_index *ix, uint64_t data_begin, uint64_t data_end,
+		      const char *where, qs_error *err);
+
+void qs_hex(const uint8_t *in, size_t n, char *out);
+
+#endif /* QS_INTERNAL_H */

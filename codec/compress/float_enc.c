@@ -1,0 +1,149 @@
+/* float_enc.c - encoders for FSYM, QCODE and QRES parts (see codecs.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/codecs.h"
+
+rans_recip *qs_recip_table_new(void)
+{
+	rans_recip *r = malloc(sizeof(*r) * (RANS_UNIFORM_MAX + 1));
+	if (!r)
+		return NULL;
+	for (uint32_t d = 0; d <= RANS_UNIFORM_MAX; d++)
+		r[d] = rans_recip_make(d);
+	return r;
+}
+
+qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip)
+{
+	qs_enc_scratch *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->max_elems = max_elems;
+	s->n_words = 3 * max_elems + 4 * RANS_WAYS + 16;
+	s->words = malloc(s->n_words * 4);
+	if (!s->words) {
+		free(s);
+		return NULL;
+	}
+	s->recip = recip;
+	qs_qtab_cache_reset(&s->qcache);
+	return s;
+}
+
+void qs_enc_scratch_free(qs_enc_scratch *s)
+{
+	if (s) {
+		free(s->words);
+		free(s);
+	}
+}
+
+/* tag + table + stream, or RAW when that is not smaller than raw_len */
+static size_t emit(uint8_t *out, int tag, const ft_enc *ft, rans_enc *e, qs_enc_scratch *s,
+		   const void *raw, size_t raw_len)
+{
+	size_t slen;
+	uint8_t *stream = rans_enc_finish(e, &slen, s->words + s->n_words);
+	if (stream) {
+		size_t tlen = ft ? ft_write(ft, out + 1) : 0;
+		if (1 + tlen + slen < 1 + raw_len) {
+			out[0] = (uint8_t)tag;
+			memcpy(out + 1 + tlen, stream, slen);
+			return 1 + tlen + slen;
+		}
+	}
+	out[0] = QS_CODEC_RAW;
+	memcpy(out + 1, raw, raw_len);
+	return 1 + raw_len;
+}
+
+static inline void put_fsym(rans_enc *e, int way, const qs_fmtinfo *f, const ft_enc *ft,
+			    uint32_t bits, uint32_t top)
+{
+	uint32_t base, sign;
+	uint32_t sym = qs_fsym(f, bits, &base);
+	uint64_t count = qs_fsym_count(f, sym, top, &base, &sign);
+	rans_put_count(e, way, (bits & f->magmask) - base, count);
+	rans_put(e, way, ft->start[sym], ft->freq[sym], FT_BITS);
+}
+
+size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
+{
+	uint32_t base;
+	memset(s->counts, 0, sizeof(s->counts));
+	for (size_t i = 0; i < n; i++)
+		s->counts[qs_fsym(f, qs_load(f, in + i * f->esize), &base)]++;
+	ft_build(s->counts, f->nsym, &s->ft);
+	rans_enc e;
+	rans_enc_init(&e, s->words, s->n_words, s->recip);
+	for (size_t i = n; i-- > 0;)
+		put_fsym(&e, (int)(i & 3), f, &s->ft, qs_load(f, in + i * f->esize), f->magmask);
+	return emit(out, QS_CODEC_FSYM, &s->ft, &e, s, in, n * f->esize);
+}
+
+size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
+{
+	memset(s->counts, 0, sizeof(s->counts));
+	for (size_t i = 0; i < n; i++)
+		s->counts[q[i] + 128]++;
+	ft_build(s->counts, 256, &s->ft);
+	rans_enc e;
+	rans_enc_init(&e, s->words, s->n_words, s->recip);
+	for (size_t i = n; i-- > 0;) {
+		uint32_t sym = (uint32_t)(q[i] + 128);
+		rans_put(&e, (int)(i & 3), s->ft.start[sym], s->ft.freq[sym], FT_BITS);
+	}
+	return emit(out, QS_CODEC_QCODE, &s->ft, &e, s, q, n);
+}
+
+size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n,
+		   uint64_t e0, uint64_t cols, const uint32_t *scales, int8_t *q, uint8_t *out)
+{
+	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits), base;
+	uint64_t row0 = e0 / cols;
+	memset(s->counts, 0, sizeof(s->counts));
+	/* pass 1: codes, and the symbol counts of code-0 floats */
+	for (size_t i = 0; i < n;) {
+		uint64_t r = (e0 + i) / cols;
+		size_t end = (size_t)((r + 1) * cols - e0);
+		if (end > n)
+			end = n;
+		float sc = qs_to_f32(f, scales[r - row0]);
+		for (; i < end; i++) {
+			uint32_t bits = qs_load(f, in + i * f->esize);
+			q[i] = (int8_t)qs_quant(qs_to_f32(f, bits), sc);
+			if (!q[i])
+				s->counts[qs_fsym(f, bits, &base)]++;
+		}
+	}
+	ft_build(s->counts, f->nsym, &s->ft);
+	/* pass 2: backwards, as rANS requires */
+	rans_enc e;
+	rans_enc_init(&e, s->words, s->n_words, s->recip);
+	for (size_t i = n; i > 0;) {
+		uint64_t r = (e0 + i - 1) / cols;
+		size_t begin = r * cols > e0 ? (size_t)(r * cols - e0) : 0;
+		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0]);
+		for (; i > begin; i--) {
+			size_t k = i - 1;
+			int way = (int)(k & 3);
+			uint32_t bits = qs_load(f, in + k * f->esize);
+			if (!q[k]) {
+				if ((bits & f->magmask) > t->top0)
+					return 0;
+				put_fsym(&e, way, f, &s->ft, bits, t->top0);
+				continue;
+			}
+			const qs_bucket *b = &t->b[q[k] + 128];
+			uint32_t mag = bits & f->magmask, idx = mag - b->lo;
+			if (((bits & signbit) != 0) != (q[k] < 0) || mag < b->lo || idx >= b->n)
+				return 0; /* bucket tables disagree with the quantiser */
+			if (b->n > RANS_UNIFORM_MAX)
+				rans_put_count(&e, way, idx, b->n);
+			else if (b->n > 1)
+				rans_put_uniform(&e, way, idx, b->n, b->magic);
+		}
+	}
+	return emit(out, QS_CODEC_QRES, &s->ft, &e, s, in, n * f->esize);
+}

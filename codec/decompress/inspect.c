@@ -1,0 +1,97 @@
+/* inspect.c - read-only accessors: files, tensors, summary, info JSON. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "../common/container.h"
+
+void qs_container_summary(const qs_container *c, qs_summary *o)
+{
+	const qs_index *ix = c->ix;
+	memset(o, 0, sizeof(*o));
+	o->source_dtype = ix->source_dtype;
+	o->container_bytes = ix->container_bytes;
+	o->floor_bytes = ix->floor_bytes;
+	o->n_chunks = ix->n_chunks;
+	o->n_tensors = ix->n_tensors;
+	for (size_t i = 0; i < ix->n_files[QS_VIEW_HIGH]; i++)
+		o->high_bytes += ix->files[QS_VIEW_HIGH][i].size;
+	for (size_t i = 0; i < ix->n_files[QS_VIEW_INT8]; i++)
+		o->int8_bytes += ix->files[QS_VIEW_INT8][i].size;
+}
+
+size_t qs_file_count(const qs_container *c, qs_view v)
+{
+	return (unsigned)v <= 1 ? c->ix->n_files[v] : 0;
+}
+
+int qs_file_get(const qs_container *c, qs_view v, size_t i, qs_file_info *o)
+{
+	if ((unsigned)v > 1 || i >= c->ix->n_files[v])
+		return -1;
+	const qs_vfile *f = &c->ix->files[v][i];
+	o->path = f->path;
+	o->size = f->size;
+	memcpy(o->sha256, f->sha256, 32);
+	return 0;
+}
+
+ssize_t qs_file_find(const qs_container *c, qs_view v, const char *path)
+{
+	for (size_t i = 0; (unsigned)v <= 1 && i < c->ix->n_files[v]; i++)
+		if (!strcmp(c->ix->files[v][i].path, path))
+			return (ssize_t)i;
+	return -1;
+}
+
+size_t qs_tensor_count(const qs_container *c)
+{
+	return c->ix->n_tensors;
+}
+
+int qs_tensor_get(const qs_container *c, size_t i, qs_tensor_info *o)
+{
+	if (i >= c->ix->n_tensors)
+		return -1;
+	const qs_tensor *t = &c->ix->tensors[i];
+	o->name = t->name;
+	o->file = t->file;
+	o->dtype = t->dtype;
+	o->ndim = t->ndim;
+	o->shape = t->shape;
+	o->nbytes = t->nbytes;
+	o->quantized = t->quantized;
+	o->reason = t->reason;
+	o->stored_bytes = t->stored_bytes;
+	o->floor_bytes = t->floor_bytes;
+	return 0;
+}
+
+char *qs_info_json(const qs_container *c, qs_error *err)
+{
+	qs_summary s;
+	size_t len;
+	qs_container_summary(c, &s);
+	char *man = qs_manifest_dump(c->ix, &len);
+	json_t *m = man ? json_loads(man, 0, NULL) : NULL;
+	free(man);
+	if (!m) {
+		qs_fail(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	/* the layout tables are for readers, not people */
+	json_object_del(m, "streams");
+	json_t *sum = json_pack("{s:s, s:I, s:I, s:I, s:f, s:I, s:f, s:f}", "container", c->path,
+				"container_bytes", (json_int_t)s.container_bytes, "high_bytes", (json_int_t)s.high_bytes,
+				"int8_bytes", (json_int_t)s.int8_bytes, "floor_bytes", s.floor_bytes,
+				"chunks", (json_int_t)s.n_chunks,
+				"ratio_vs_floor", s.floor_bytes > 0 ? (double)s.container_bytes / s.floor_bytes : 0.0,
+				"ratio_vs_both_views", s.high_bytes + s.int8_bytes
+					? (double)s.container_bytes / (double)(s.high_bytes + s.int8_bytes) : 0.0);
+	json_object_set_new(m, "summary", sum);
+	char *out = json_dumps(m, JSON_INDENT(2));
+	json_decref(m);
+	if (!out)
+		qs_fail(err, ENOMEM, "out of memory");
+	return out;
+}
