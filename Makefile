@@ -12,7 +12,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 B       := build
 CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c)
 HDRS    := $(wildcard include/*.h codec/*/*.h)
-TOOLS   := $(B)/genmodel $(B)/stcast
+TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench
 
 .PHONY: all deps check test test-unit test-cli test-asan demo bench clean golden
 
@@ -21,10 +21,10 @@ all: $(B)/libqstore.a $(B)/qstore $(TOOLS)
 # ---- the library and the CLI (normal and sanitizer builds) ---------------
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
 $(B)/asan/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
+	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
 
 $(B)/libqstore.a: $(CODEC_SRC:%.c=$(B)/obj/%.o)
 	ar rcs $@ $^
@@ -94,3 +94,6 @@ golden: all
 
 clean:
 	rm -rf $(B)
+
+$(B)/qsbench: $(B)/obj/tests/bench/qsbench.o $(B)/libqstore.a
+	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)

@@ -149,7 +149,7 @@ void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, qs_qtab *t)
 		t->b[128 + k].n = end > lo ? end - lo : 0;
 	}
 	for (int i = 0; i < 256; i++)
-		t->b[i].magic = rans_magic_make(t->b[i].n);
+		t->b[i].step = rans_step_make(t->b[i].n);
 }
 
 void qs_qtab_cache_reset(qs_qtab_cache *c)

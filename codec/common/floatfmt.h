@@ -71,7 +71,7 @@ static inline int qs_quant(float v, float s)
 /* The buckets of one scale.  b[q + 128] = magnitudes [lo, lo + n) of the
  * floats with code q (sign implied by q); code 0 holds every magnitude up to
  * top0 with either sign. */
-typedef struct qs_bucket { uint32_t lo, n; uint64_t magic; } qs_bucket;
+typedef struct qs_bucket { uint32_t lo, n; uint64_t step; } qs_bucket;  /* step: rans.h */
 typedef struct qs_qtab {
 	uint32_t scale_bits;
 	int valid;

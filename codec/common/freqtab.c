@@ -107,6 +107,7 @@ size_t ft_read(const uint8_t *p, size_t len, uint32_t nsym, ft_dec_entry *tab, i
 			tab[slot + j].sym = (uint16_t)(first + i);
 			tab[slot + j].freq = (uint16_t)f;
 			tab[slot + j].bias = (uint16_t)j;
+			tab[slot + j].pad = 0;
 		}
 		slot += (uint32_t)f;
 	}

@@ -62,30 +62,34 @@ static inline uint64_t rans_recip_div(uint64_t x, rans_recip r)
 	return (uint64_t)(((unsigned __int128)x * r.m) >> 64) >> r.sh;
 }
 
-/* Decoder: floor(a / n) for 32-bit a and 2 <= n < 2^32 with c = ceil(2^64/n)
- * (Lemire, Kaser & Kurz 2019). */
-static inline uint64_t rans_magic_make(uint32_t n) { return n < 2 ? 0 : UINT64_MAX / n + 1; }
-static inline uint32_t rans_magic_div(uint32_t a, uint64_t c)
-{
-	return (uint32_t)(((unsigned __int128)c * a) >> 64);
-}
+/* Uniform symbols: value v in [0, n), n <= 2^16, owns the slots
+ * [start(v), start(v+1)) with start(v) = floor(v * 2^16 / n), computed as
+ * (v * step) >> 32 with step = ceil(2^48 / n): exact for 0 <= v <= n <= 2^16
+ * (the rounding error v*(step - 2^48/n)/2^32 < 2^-16 <= 1/n never crosses an
+ * integer; FORMAT.md).  The decoder inverts it without dividing:
+ * v = ((slot + 1) * n - 1) >> 16. */
+static inline uint64_t rans_step_make(uint32_t n) { return n ? ((1ull << 48) + n - 1) / n : 0; }
+static inline uint32_t rans_uniform_start(uint32_t v, uint64_t step) { return (uint32_t)((v * step) >> 32); }
 
 /* ---- encoder ---------------------------------------------------------- */
 
 typedef struct rans_enc {
 	uint64_t x[RANS_WAYS];
-	uint32_t *ptr;          /* words are written backwards, ptr moves down */
-	uint32_t *lim;          /* lowest writable word */
+	/* each state has its own word stream, written backwards: a decoder
+	 * refilling one state then never waits on another's pointer */
+	uint32_t *ptr[RANS_WAYS], *lim[RANS_WAYS], *top[RANS_WAYS];
 	int overflow;
 	const rans_recip *recip; /* recip[f] for f in [1, 2^16] */
 } rans_enc;
 
+/* buf holds RANS_WAYS regions of `words` words each */
 static inline void rans_enc_init(rans_enc *e, uint32_t *buf, size_t words, const rans_recip *recip)
 {
-	for (int i = 0; i < RANS_WAYS; i++)
+	for (int i = 0; i < RANS_WAYS; i++) {
 		e->x[i] = RANS_L;
-	e->lim = buf;
-	e->ptr = buf + words;
+		e->lim[i] = buf + i * words;
+		e->top[i] = e->ptr[i] = buf + (i + 1) * words;
+	}
 	e->overflow = 0;
 	e->recip = recip;
 }
@@ -95,11 +99,11 @@ static inline void rans_put(rans_enc *e, int way, uint32_t start, uint32_t freq,
 	uint64_t x = e->x[way];
 	uint64_t xmax = ((RANS_L >> bits) << 32) * freq;
 	if (x >= xmax) {
-		if (e->ptr == e->lim) {
+		if (e->ptr[way] == e->lim[way]) {
 			e->overflow = 1;
 			return;
 		}
-		*--e->ptr = (uint32_t)x;
+		*--e->ptr[way] = (uint32_t)x;
 		x >>= 32;
 	}
 	uint64_t q = rans_recip_div(x, e->recip[freq]);
@@ -113,13 +117,11 @@ static inline void rans_put_bits(rans_enc *e, int way, uint32_t v, unsigned k)
 		rans_put(e, way, v, 1, k);
 }
 
-/* value in [0, n), 2 <= n <= 2^16, magic = rans_magic_make(n) */
-static inline void rans_put_uniform(rans_enc *e, int way, uint32_t v, uint32_t n, uint64_t magic)
+/* value in [0, n), 2 <= n <= 2^16, step = rans_step_make(n) */
+static inline void rans_put_uniform(rans_enc *e, int way, uint32_t v, uint64_t step)
 {
-	uint32_t start = rans_magic_div((v << RANS_UNIFORM_BITS) + n - 1, magic);
-	uint32_t next = v + 1 == n ? RANS_UNIFORM_MAX
-		: rans_magic_div(((v + 1) << RANS_UNIFORM_BITS) + n - 1, magic);
-	rans_put(e, way, start, next - start, RANS_UNIFORM_BITS);
+	uint32_t start = rans_uniform_start(v, step);
+	rans_put(e, way, start, rans_uniform_start(v + 1, step) - start, RANS_UNIFORM_BITS);
 }
 
 static inline unsigned rans_log2_exact(uint64_t n) /* k if n == 2^k, else 64 */
@@ -136,120 +138,69 @@ static inline void rans_put_count(rans_enc *e, int way, uint32_t v, uint64_t n)
 	if (k <= 16) {
 		rans_put_bits(e, way, v, k);
 	} else if (n <= RANS_UNIFORM_MAX) {
-		rans_put_uniform(e, way, v, (uint32_t)n, rans_magic_make((uint32_t)n));
+		rans_put_uniform(e, way, v, rans_step_make((uint32_t)n));
 	} else {
 		rans_put_bits(e, way, v & 0xffff, 16);   /* reverse order: low first */
 		rans_put_count(e, way, v >> 16, ((n - 1) >> 16) + 1);
 	}
 }
 
-/* Finish: write the states in front of the words.  Returns the stream start
- * (inside the caller's buffer) and its length in bytes, or NULL on overflow. */
-static inline uint8_t *rans_enc_finish(rans_enc *e, size_t *len, uint32_t *end)
+#define RANS_HEADER_BYTES (RANS_WAYS * 12)
+
+/* Write the stream (states, word counts, each state's words) into out, which
+ * has room for cap bytes.  Returns its length, or 0 on overflow / no room. */
+static inline size_t rans_enc_finish(rans_enc *e, uint8_t *out, size_t cap)
 {
-	if (e->overflow || (size_t)(e->ptr - e->lim) < 2 * RANS_WAYS)
-		return NULL;
-	for (int i = RANS_WAYS - 1; i >= 0; i--) {
-		*--e->ptr = (uint32_t)(e->x[i] >> 32);
-		*--e->ptr = (uint32_t)e->x[i];
+	size_t len = RANS_HEADER_BYTES;
+	if (e->overflow)
+		return 0;
+	for (int i = 0; i < RANS_WAYS; i++)
+		len += (size_t)(e->top[i] - e->ptr[i]) * 4;
+	if (len > cap)
+		return 0;
+	uint8_t *o = out + RANS_HEADER_BYTES;
+	for (int i = 0; i < RANS_WAYS; i++) {
+		uint32_t lo = (uint32_t)e->x[i], hi = (uint32_t)(e->x[i] >> 32);
+		uint32_t nw = (uint32_t)(e->top[i] - e->ptr[i]);
+		memcpy(out + 8 * i, &lo, 4);
+		memcpy(out + 8 * i + 4, &hi, 4);
+		memcpy(out + 8 * RANS_WAYS + 4 * i, &nw, 4);
+		memcpy(o, e->ptr[i], (size_t)nw * 4);
+		o += (size_t)nw * 4;
 	}
-	*len = (size_t)(end - e->ptr) * 4;
-	return (uint8_t *)e->ptr;
+	return len;
 }
 
 /* ---- decoder ---------------------------------------------------------- */
 
 typedef struct rans_dec {
 	uint64_t x[RANS_WAYS];
-	const uint8_t *ptr, *end;
-	int underflow;          /* ran out of words: the stream is damaged */
+	const uint8_t *ptr[RANS_WAYS], *end[RANS_WAYS];
 } rans_dec;
 
+/* Parse the stream header; every word count is checked against len. */
 static inline int rans_dec_init(rans_dec *d, const uint8_t *p, size_t len)
 {
-	if (len < 8 * RANS_WAYS || len % 4)
+	if (len < RANS_HEADER_BYTES)
 		return -1;
+	uint64_t words = 0;
+	const uint8_t *w = p + RANS_HEADER_BYTES;
 	for (int i = 0; i < RANS_WAYS; i++) {
-		uint64_t lo, hi;
-		uint32_t w;
-		memcpy(&w, p + 8 * i, 4); lo = w;
-		memcpy(&w, p + 8 * i + 4, 4); hi = w;
-		d->x[i] = lo | hi << 32;
+		uint32_t lo, hi, nw;
+		memcpy(&lo, p + 8 * i, 4);
+		memcpy(&hi, p + 8 * i + 4, 4);
+		memcpy(&nw, p + 8 * RANS_WAYS + 4 * i, 4);
+		d->x[i] = (uint64_t)lo | (uint64_t)hi << 32;
 		if (d->x[i] < RANS_L || (d->x[i] >> 63))
 			return -1;
-	}
-	d->ptr = p + 8 * RANS_WAYS;
-	d->end = p + len;
-	d->underflow = 0;
-	return 0;
-}
-
-static inline void rans_renorm(rans_dec *d, int way)
-{
-	if (d->x[way] < RANS_L) {
-		uint32_t w = 0;
-		if (d->ptr < d->end) {
-			memcpy(&w, d->ptr, 4);
-			d->ptr += 4;
-		} else {
-			d->underflow = 1;
-		}
-		d->x[way] = d->x[way] << 32 | w;
-	}
-}
-
-static inline void rans_advance(rans_dec *d, int way, uint32_t slot, uint32_t start, uint32_t freq, unsigned bits)
-{
-	d->x[way] = freq * (d->x[way] >> bits) + slot - start;
-	rans_renorm(d, way);
-}
-
-static inline uint32_t rans_get_bits(rans_dec *d, int way, unsigned k)
-{
-	if (!k)
-		return 0;
-	uint32_t v = (uint32_t)(d->x[way] & ((1u << k) - 1));
-	d->x[way] >>= k;
-	rans_renorm(d, way);
-	return v;
-}
-
-/* 2 <= n <= 2^16, magic = rans_magic_make(n) */
-static inline uint32_t rans_get_uniform(rans_dec *d, int way, uint32_t n, uint64_t magic)
-{
-	uint32_t slot = (uint32_t)(d->x[way] & 0xffff);
-	uint32_t v = (slot * n) >> RANS_UNIFORM_BITS;
-	uint32_t start = rans_magic_div((v << RANS_UNIFORM_BITS) + n - 1, magic);
-	uint32_t next = v + 1 == n ? RANS_UNIFORM_MAX
-		: rans_magic_div(((v + 1) << RANS_UNIFORM_BITS) + n - 1, magic);
-	rans_advance(d, way, slot, start, next - start, RANS_UNIFORM_BITS);
-	return v;
-}
-
-/* mirror of rans_put_count; *bad is set if the value decoded is >= n */
-static inline uint32_t rans_get_count(rans_dec *d, int way, uint64_t n, int *bad)
-{
-	unsigned k = rans_log2_exact(n);
-	if (k <= 16)
-		return rans_get_bits(d, way, k);
-	if (n <= RANS_UNIFORM_MAX)
-		return rans_get_uniform(d, way, (uint32_t)n, rans_magic_make((uint32_t)n));
-	uint32_t hi = rans_get_count(d, way, ((n - 1) >> 16) + 1, bad);
-	uint32_t v = hi << 16 | rans_get_bits(d, way, 16);
-	if (v >= n)
-		*bad = 1;
-	return v;
-}
-
-/* All words consumed and all states back where the encoder started. */
-static inline int rans_dec_done(const rans_dec *d)
-{
-	if (d->underflow || d->ptr != d->end)
-		return -1;
-	for (int i = 0; i < RANS_WAYS; i++)
-		if (d->x[i] != RANS_L)
+		words += nw;
+		if (words * 4 > len - RANS_HEADER_BYTES)
 			return -1;
-	return 0;
+		d->ptr[i] = w;
+		w += (size_t)nw * 4;
+		d->end[i] = w;
+	}
+	return words * 4 == len - RANS_HEADER_BYTES ? 0 : -1;
 }
 
 #endif /* QS_RANS_H */

@@ -20,8 +20,9 @@ qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip)
 	if (!s)
 		return NULL;
 	s->max_elems = max_elems;
-	s->n_words = 3 * max_elems + 4 * RANS_WAYS + 16;
-	s->words = malloc(s->n_words * 4);
+	/* per state: at most 3 words for each of its elements */
+	s->n_words = 3 * (max_elems / RANS_WAYS + 1) + 4;
+	s->words = malloc(s->n_words * 4 * RANS_WAYS);
 	if (!s->words) {
 		free(s);
 		return NULL;
@@ -43,15 +44,11 @@ void qs_enc_scratch_free(qs_enc_scratch *s)
 static size_t emit(uint8_t *out, int tag, const ft_enc *ft, rans_enc *e, qs_enc_scratch *s,
 		   const void *raw, size_t raw_len)
 {
-	size_t slen;
-	uint8_t *stream = rans_enc_finish(e, &slen, s->words + s->n_words);
-	if (stream) {
-		size_t tlen = ft ? ft_write(ft, out + 1) : 0;
-		if (1 + tlen + slen < 1 + raw_len) {
-			out[0] = (uint8_t)tag;
-			memcpy(out + 1 + tlen, stream, slen);
-			return 1 + tlen + slen;
-		}
+	size_t tlen = ft ? ft_write(ft, out + 1) : 0;
+	size_t slen = raw_len > tlen ? rans_enc_finish(e, out + 1 + tlen, raw_len - tlen) : 0;
+	if (slen && 1 + tlen + slen < 1 + raw_len) {
+		out[0] = (uint8_t)tag;
+		return 1 + tlen + slen;
 	}
 	out[0] = QS_CODEC_RAW;
 	memcpy(out + 1, raw, raw_len);
@@ -142,7 +139,7 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 			if (b->n > RANS_UNIFORM_MAX)
 				rans_put_count(&e, way, idx, b->n);
 			else if (b->n > 1)
-				rans_put_uniform(&e, way, idx, b->n, b->magic);
+				rans_put_uniform(&e, way, idx, b->step);
 		}
 	}
 	return emit(out, QS_CODEC_QRES, &s->ft, &e, s, in, n * f->esize);
