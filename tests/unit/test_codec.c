@@ -1,0 +1,275 @@
+/*
+ * test_codec.c - the entropy coder and the chunk codecs, property-based:
+ * random shapes, formats, scale spreads and special values round trip
+ * exactly; the quantiser's buckets agree with the quantiser; damaged parts
+ * are rejected without crashing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../codec/common/codecs.h"
+#include "../../codec/common/internal.h"
+
+static uint64_t rng = 0x243F6A8885A308D3ull;
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+	return rng;
+}
+static double unif(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+static double gauss(void) { return (unif() + unif() + unif() + unif() - 2.0) * 1.7320508; }
+
+static uint32_t from_f32(const qs_fmtinfo *f, float v)
+{
+	/* round to nearest even into the format (for bf16 and f32; f16 by search) */
+	uint32_t b;
+	memcpy(&b, &v, 4);
+	if (f->fmt == QS_FMT_F32)
+		return b;
+	if (f->fmt == QS_FMT_BF16)
+		return (b + 0x7fff + ((b >> 16) & 1)) >> 16;
+	uint32_t sign = b >> 31 ? 0x8000 : 0, lo = 0, hi = 0x7c00;   /* f16: bisect */
+	float a = v < 0 ? -v : v;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (qs_to_f32(f, mid) < a) lo = mid + 1; else hi = mid;
+	}
+	return sign | lo;
+}
+
+/* ---- rANS arithmetic ------------------------------------------------------- */
+
+static void test_recip_exact(void **state)
+{
+	(void)state;
+	for (uint32_t d = 1; d <= RANS_UNIFORM_MAX; d += (d < 5000 ? 1 : 97)) {
+		rans_recip r = rans_recip_make(d);
+		for (int k = 0; k < 64; k++) {
+			uint64_t x = rnd() >> (1 + rnd() % 40);
+			assert_int_equal(rans_recip_div(x, r), x / d);
+		}
+		uint64_t top = (1ull << 63) - 1;
+		assert_int_equal(rans_recip_div(top, r), top / d);
+		assert_int_equal(rans_recip_div(top - top % d - 1, r), (top - top % d - 1) / d);
+	}
+}
+
+static void test_uniform_slots_exact(void **state)
+{
+	(void)state;
+	for (uint32_t n = 2; n <= RANS_UNIFORM_MAX; n += (n < 3000 ? 1 : 101)) {
+		uint64_t step = rans_step_make(n);
+		assert_int_equal(rans_uniform_start(n, step), RANS_UNIFORM_MAX);
+		for (int k = 0; k < (n < 3000 ? (int)n : 200); k++) {
+			uint32_t v = n < 3000 ? (uint32_t)k : (uint32_t)(rnd() % n);
+			uint64_t exact = ((uint64_t)v << 16) / n;
+			uint32_t s0 = rans_uniform_start(v, step), s1 = rans_uniform_start(v + 1, step);
+			assert_int_equal(s0, exact);
+			assert_true(s1 > s0);
+			/* the decoder's inverse maps both ends of v's slots back to v */
+			assert_int_equal(((uint64_t)(s0 + 1) * n - 1) >> 16, v);
+			assert_int_equal(((uint64_t)s1 * n - 1) >> 16, v);
+		}
+	}
+}
+
+/* ---- FSYM: every bit pattern, realistic and hostile ------------------------- */
+
+static void roundtrip_fsym(const qs_fmtinfo *f, const uint8_t *in, size_t n, rans_recip *rc)
+{
+	qs_enc_scratch *es = qs_enc_scratch_new(n + 4, rc);
+	qs_dec_scratch *ds = malloc(sizeof(*ds));
+	uint8_t *part = malloc(n * f->esize + QS_PART_SLACK + 1), *out = malloc(n * f->esize + 1);
+	size_t len = qs_enc_fsym(es, f, in, n, part);
+	assert_true(len > 0 && len <= 1 + n * f->esize);
+	if (part[0] == QS_CODEC_FSYM)
+		assert_int_equal(qs_dec_fsym(ds, f, part + 1, len - 1, out, n), 0);
+	else
+		memcpy(out, part + 1, len - 1);
+	assert_memory_equal(in, out, n * f->esize);
+	qs_enc_scratch_free(es);
+	free(ds); free(part); free(out);
+}
+
+static void test_fsym_roundtrip(void **state)
+{
+	(void)state;
+	rans_recip *rc = qs_recip_table_new();
+	for (int fmt = QS_FMT_BF16; fmt <= QS_FMT_F32; fmt++) {
+		const qs_fmtinfo *f = qs_fmt_info(fmt);
+		for (int trial = 0; trial < 12; trial++) {
+			size_t n = 1 + rnd() % 20000;
+			uint8_t *in = malloc(n * f->esize);
+			for (size_t i = 0; i < n; i++) {
+				uint32_t v;
+				if (trial % 3 == 0)          /* any pattern: NaN payloads, Inf, subnormals */
+					v = (uint32_t)rnd();
+				else                          /* weights, with some zeros and specials */
+					v = from_f32(f, (float)(gauss() * 0.02));
+				if (rnd() % 50 == 0) v = 0;
+				if (rnd() % 97 == 0) v = (uint32_t)rnd() & 0x3ff;   /* subnormal-ish */
+				qs_store(f, in + i * f->esize, v);
+			}
+			roundtrip_fsym(f, in, n, rc);
+			free(in);
+		}
+	}
+	free(rc);
+}
+
+/* ---- the quantiser and its buckets ---------------------------------------- */
+
+static void test_buckets_match_quantiser(void **state)
+{
+	(void)state;
+	for (int fmt = QS_FMT_BF16; fmt <= QS_FMT_F32; fmt++) {
+		const qs_fmtinfo *f = qs_fmt_info(fmt);
+		for (int trial = 0; trial < 40; trial++) {
+			float absmax = (float)(unif() * 8 + 1e-4) * (trial % 5 == 0 ? 1e-30f : 1.0f);
+			if (fmt == QS_FMT_F16 && trial % 5 == 0)
+				absmax = 3e-6f;   /* a subnormal f16 scale */
+			uint32_t sb = qs_scale_for(f, qs_to_f32(f, from_f32(f, absmax)));
+			float s = qs_to_f32(f, sb);
+			float am = qs_to_f32(f, from_f32(f, absmax));
+			assert_true(am / s <= 127.5f);
+			qs_qtab t;
+			qs_qtab_build(f, sb, &t);
+			/* every magnitude (16-bit: all; f32: a sample) lands in its code's bucket */
+			uint32_t limit = f->esize == 2 ? f->magmax + 1 : 200000;
+			for (uint32_t k = 0; k < limit; k++) {
+				uint32_t mag = f->esize == 2 ? k : (uint32_t)(rnd() % (f->magmax + 1));
+				if (qs_to_f32(f, mag) > am)
+					continue;
+				for (int sign = 0; sign < 2; sign++) {
+					float v = sign ? -qs_to_f32(f, mag) : qs_to_f32(f, mag);
+					int q = qs_quant(v, s);
+					if (!q) {
+						assert_true(mag <= t.top0);
+						continue;
+					}
+					assert_int_equal(q < 0, sign);
+					const qs_bucket *b = &t.b[q + 128];
+					assert_true(mag >= b->lo && mag - b->lo < b->n);
+					/* dequantisation error is at most half a step */
+					double err = (double)v - (double)q * (double)s;
+					assert_true(err <= 0.5 * (double)s * (1 + 1e-6) && err >= -0.5 * (double)s * (1 + 1e-6));
+				}
+			}
+		}
+	}
+}
+
+/* ---- QCODE + QRES: random chunks of random tensors ---------------------------- */
+
+static void test_quant_roundtrip(void **state)
+{
+	(void)state;
+	rans_recip *rc = qs_recip_table_new();
+	qs_dec_scratch *ds = malloc(sizeof(*ds));
+	for (int trial = 0; trial < 60; trial++) {
+		const qs_fmtinfo *f = qs_fmt_info(QS_FMT_BF16 + trial % 3);
+		uint64_t cols = 1 + rnd() % (trial % 4 == 0 ? 5000 : 600), rows = 1 + rnd() % 40;
+		uint64_t total = rows * cols, e0 = rnd() % total, n = 1 + rnd() % (total - e0);
+		uint8_t *w = malloc(total * f->esize);
+		uint32_t *sc = malloc(rows * 4);
+		for (uint64_t r = 0; r < rows; r++) {
+			double rs = 0.01 * (1 + 4 * unif()) * (r % 7 == 3 ? 1e-3 : 1);
+			uint32_t mx = 0;
+			for (uint64_t c = 0; c < cols; c++) {
+				double x = gauss() * rs;
+				if (rnd() % 100 == 0) x *= 8;
+				uint32_t v = from_f32(f, (float)x);
+				if (rnd() % 300 == 0) v = rnd() & 1 ? (1u << (f->esize * 8 - 1)) : 0;  /* +-0 */
+				if (rnd() % 300 == 0) v = 1 + (uint32_t)(rnd() % 5);                /* subnormal */
+				if (r % 11 == 5) v = 0;                                             /* zero row */
+				qs_store(f, w + (r * cols + c) * f->esize, v);
+				if ((v & f->magmask) > mx) mx = v & f->magmask;
+			}
+			sc[r] = qs_scale_for(f, qs_to_f32(f, mx));
+		}
+		const uint8_t *in = w + e0 * f->esize;
+		const uint32_t *scr = sc + e0 / cols;
+		qs_enc_scratch *es = qs_enc_scratch_new(n + 4, rc);
+		int8_t *q = malloc(n), *q2 = malloc(n);
+		uint8_t *pa = malloc(n + QS_PART_SLACK + 1), *pb = malloc(n * f->esize + QS_PART_SLACK + 1);
+		uint8_t *out = malloc(n * f->esize);
+		size_t lb = qs_enc_qres(es, f, in, n, e0, cols, scr, q, pb);
+		size_t la = qs_enc_qcode(es, q, n, pa);
+		assert_true(la > 0 && lb > 0);
+		qs_qtab_cache_reset(&ds->qcache);
+		if (pa[0] == QS_CODEC_QCODE)
+			assert_int_equal(qs_dec_qcode(ds, pa + 1, la - 1, q2, n), 0);
+		else
+			memcpy(q2, pa + 1, n);
+		assert_memory_equal(q, q2, n);
+		if (pb[0] == QS_CODEC_QRES)
+			assert_int_equal(qs_dec_qres(ds, f, pb + 1, lb - 1, q2, n, e0, cols, scr, out), 0);
+		else
+			memcpy(out, pb + 1, n * f->esize);
+		assert_memory_equal(in, out, n * f->esize);
+		/* codes are the quantiser's */
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t r = (e0 + i) / cols;
+			assert_int_equal(q[i], qs_quant(qs_to_f32(f, qs_load(f, in + i * f->esize)), qs_to_f32(f, sc[r])));
+		}
+		/* damage: flip bytes; decoding must fail or differ, never crash */
+		if (pb[0] == QS_CODEC_QRES && lb > 64) {
+			for (int k = 0; k < 8; k++) {
+				size_t at = 1 + rnd() % (lb - 1);
+				pb[at] ^= (uint8_t)(1 + rnd() % 255);
+				int rcd = qs_dec_qres(ds, f, pb + 1, lb - 1, q2, n, e0, cols, scr, out);
+				assert_true(rcd == -1 || rcd == 0);
+			}
+			assert_int_equal(qs_dec_qres(ds, f, pb + 1, 10, q2, n, e0, cols, scr, out), -1);
+		}
+		qs_enc_scratch_free(es);
+		free(w); free(sc); free(q); free(q2); free(pa); free(pb); free(out);
+	}
+	free(ds);
+	free(rc);
+}
+
+static void test_freqtab_rejects_garbage(void **state)
+{
+	(void)state;
+	ft_dec_entry *tab = malloc(sizeof(ft_dec_entry) * FT_M);
+	uint8_t buf[64];
+	int empty;
+	for (int k = 0; k < 20000; k++) {
+		size_t len = rnd() % sizeof(buf);
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)rnd();
+		size_t used = ft_read(buf, len, 1 + rnd() % 600, tab, &empty);
+		assert_true(used <= len);
+	}
+	uint32_t counts[300] = { 0 };
+	counts[5] = 1000000; counts[7] = 1; counts[299] = 3;
+	ft_enc t;
+	ft_build(counts, 300, &t);
+	assert_int_equal(t.freq[5] + t.freq[7] + t.freq[299], FT_M);
+	assert_true(t.freq[7] >= 1 && t.freq[299] >= 1);
+	uint8_t *ser = malloc(FT_MAX_SERIAL);
+	size_t w = ft_write(&t, ser);
+	assert_int_equal(ft_read(ser, w, 300, tab, &empty), w);
+	assert_int_equal(ft_read(ser, w - 1, 300, tab, &empty), 0);
+	free(ser);
+	free(tab);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_recip_exact),
+		cmocka_unit_test(test_uniform_slots_exact),
+		cmocka_unit_test(test_fsym_roundtrip),
+		cmocka_unit_test(test_buckets_match_quantiser),
+		cmocka_unit_test(test_quant_roundtrip),
+		cmocka_unit_test(test_freqtab_rejects_garbage),
+	};
+	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
+}
