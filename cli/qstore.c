@@ -166,8 +166,10 @@ static int cmd_unpack(int argc, char **argv)
 
 static void print_line(void *ctx, const char *line)
 {
-	int fails_only = *(int *)ctx;
-	if (!fails_only || strncmp(line, "ok", 2))
+	int fails_only = *(int *)ctx, ok = !strncmp(line, "ok", 2);
+	if (!ok)
+		fprintf(stderr, "%s\n", line);
+	else if (!fails_only)
 		printf("%s\n", line);
 }
 

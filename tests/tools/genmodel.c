@@ -2,7 +2,7 @@
  * genmodel - write a synthetic HuggingFace-style model directory with
  * realistic weight statistics, for tests, the demo and the benchmark.
  *
- *   genmodel OUTDIR [--mb N] [--hidden H] [--dtype bf16|f16|f32] [--shards K]
+ *   genmodel OUTDIR [--mb N] [--hidden H] [--vocab V] [--dtype bf16|f16|f32] [--shards K]
  *                   [--seed S] [--special]
  *
  * Weights: per-row scale lognormal (sigma 0.35), Gaussian bulk with 1% of
@@ -165,16 +165,18 @@ static void write_shard(const char *dir, const char *fname, int shard, int speci
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: genmodel OUTDIR [--mb N] [--hidden H] [--dtype bf16|f16|f32] [--shards K] [--seed S] [--special]\n");
+		fprintf(stderr, "usage: genmodel OUTDIR [--mb N] [--hidden H] [--vocab V] [--dtype bf16|f16|f32] [--shards K] [--seed S] [--special]\n");
 		return 2;
 	}
 	const char *dir = argv[1];
 	double mb = 8;
 	int hidden = 256, shards = 1, special = 0;
+	uint64_t vocab = 1000;
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--mb") && i + 1 < argc) mb = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--hidden") && i + 1 < argc) hidden = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--shards") && i + 1 < argc) shards = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab = strtoull(argv[++i], 0, 10);
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc) rng ^= strtoull(argv[++i], 0, 10) * 0x2545F4914F6CDD1Dull;
 		else if (!strcmp(argv[i], "--special")) special = 1;
 		else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
@@ -184,7 +186,7 @@ int main(int argc, char **argv)
 	}
 	esz = dtype == F32 ? 4 : 2;
 	mkdir(dir, 0755);
-	uint64_t H = (uint64_t)hidden, I = H * 11 / 4, V = 1000;
+	uint64_t H = (uint64_t)hidden, I = H * 11 / 4, V = vocab;
 	double per_layer = (4.0 * H * H + 3.0 * H * I) * esz;
 	int layers = (int)((mb * 1e6 - 2.0 * V * H * esz) / per_layer + 0.5);
 	if (layers < 1) layers = 1;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# setup-venv.sh VENV - the Python packages the tests use, in a venv under
+# build/ (idempotent: a stamp file records what was installed).
+set -eu
+venv=$1
+want="safetensors==0.7.0 numpy==2.3.5"
+stamp="$venv/.qstore-stamp"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+	echo "deps: python venv $venv up to date"
+	exit 0
+fi
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check $want
+echo "$want" > "$stamp"
+echo "deps: python venv $venv ready ($want)"
