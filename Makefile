@@ -57,24 +57,28 @@ $(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/libqstore.a
 APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
 	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv time
 deps:
+	@command -v dpkg >/dev/null || { echo "make deps: needs a Debian-like system (apt-get)"; exit 1; }
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "deps: all Debian packages present"; fi
+	@mkdir -p $(B)
+	@tests/tools/setup-venv.sh $(B)/venv
 	@tests/tools/fetch-minilm.sh $(B)/minilm
 
 # ---- tests ---------------------------------------------------------------------
 test-unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; CMOCKA_MESSAGE_OUTPUT=stdout $$t; done
 
+CLI_ENV = GENMODEL=$(B)/genmodel QS_PYTHON=$(if $(wildcard $(B)/venv/bin/python),$(B)/venv/bin/python) QS_MINILM=$(B)/minilm
 test-cli: all
-	@QSTORE=$(B)/qstore GENMODEL=$(B)/genmodel tests/cli/run-all.sh
+	@QSTORE=$(B)/qstore $(CLI_ENV) tests/cli/run-all.sh
 
 test-asan: $(B)/asan/qstore $(UNIT_ASAN) $(TOOLS)
 	@set -e; for t in $(UNIT_ASAN); do echo "== $$t (ASan+UBSan)"; $$t; done
-	@QSTORE=$(B)/asan/qstore GENMODEL=$(B)/genmodel QS_QUICK=1 tests/cli/run-all.sh
+	@QSTORE=$(B)/asan/qstore $(CLI_ENV) QS_QUICK=1 tests/cli/run-all.sh
 
 test: test-unit test-cli test-asan
 

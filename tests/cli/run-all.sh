@@ -3,7 +3,8 @@
 # the sanitizer pass, which repeats the fast ones under ASan+UBSan).
 QSTORE=$(readlink -f "${QSTORE:?}") GENMODEL=$(readlink -f "${GENMODEL:?}")
 [ -n "${QS_PYTHON:-}" ] && QS_PYTHON=$(cd "$(dirname "$QS_PYTHON")" && pwd)/$(basename "$QS_PYTHON")  # keep the venv symlink
-export QSTORE GENMODEL QS_PYTHON
+[ -n "${QS_MINILM:-}" ] && QS_MINILM=$(readlink -f "$QS_MINILM")
+export QSTORE GENMODEL QS_PYTHON QS_MINILM
 cd "$(dirname "$0")" || exit 1
 rc=0
 for t in test_*.sh; do
