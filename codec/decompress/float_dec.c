@@ -173,6 +173,7 @@ int qs_dec_fsym(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t
 
 /* ---- QCODE -------------------------------------------------------------- */
 
+
 int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n)
 {
 	uint64_t x[4];
@@ -183,11 +184,24 @@ int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, siz
 	const ft_dec_entry *tab = s->tab;
 	size_t i = 0;
 	uint64_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-	for (; i + 4 <= n && room(d, 4); i += 4) {
-		q[i] = (int8_t)(sym(&x0, &d[0], tab, 0) - 128);
-		q[i + 1] = (int8_t)(sym(&x1, &d[1], tab, 0) - 128);
-		q[i + 2] = (int8_t)(sym(&x2, &d[2], tab, 0) - 128);
-		q[i + 3] = (int8_t)(sym(&x3, &d[3], tab, 0) - 128);
+	for (;;) {
+		/* a group reads at most one word per state: run unchecked for as
+		 * many groups as every state has words left */
+		size_t safe = (size_t)(d[0].end - d[0].ptr);
+		for (int k = 1; k < 4; k++)
+			if ((size_t)(d[k].end - d[k].ptr) < safe)
+				safe = (size_t)(d[k].end - d[k].ptr);
+		safe /= 4;
+		if (safe > (n - i) / 4)
+			safe = (n - i) / 4;
+		if (safe < 8)
+			break;
+		for (size_t stop = i + 4 * safe; i < stop; i += 4) {
+			q[i] = (int8_t)(sym(&x0, &d[0], tab, 0) - 128);
+			q[i + 1] = (int8_t)(sym(&x1, &d[1], tab, 0) - 128);
+			q[i + 2] = (int8_t)(sym(&x2, &d[2], tab, 0) - 128);
+			q[i + 3] = (int8_t)(sym(&x3, &d[3], tab, 0) - 128);
+		}
 	}
 	x[0] = x0; x[1] = x1; x[2] = x2; x[3] = x3;
 	for (; i < n && !bad; i++)
