@@ -17,6 +17,25 @@ int qs_fail(qs_error *err, int code, const char *fmt, ...)
 	return -1;
 }
 
+void qs_strbuf_add(qs_strbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = (b->cap ? b->cap * 2 : 1 << 12) + n;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
 uint64_t qs_face_esize(const qs_stream *s, int face)
 {
 	return face == QS_FACE_Q ? 1 : s->esize;

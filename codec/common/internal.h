@@ -114,6 +114,13 @@ static inline void wr64(void *p, uint64_t v) { memcpy(p, &v, 8); }
 static inline int mul_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
 static inline int add_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
 
+/* ---- a growable string (index.c) ---------------------------------------- */
+
+typedef struct qs_strbuf { char *p; size_t len, cap; int oom; } qs_strbuf;
+/* Append n bytes (always NUL-terminated); on allocation failure sets oom
+ * and ignores further appends, so callers check once at the end. */
+void qs_strbuf_add(qs_strbuf *b, const char *s, size_t n);
+
 /* ---- index helpers (index.c) ------------------------------------------- */
 
 uint64_t qs_face_esize(const qs_stream *s, int face);
@@ -126,7 +133,12 @@ int qs_path_ok(const char *path);
 const char *qs_stream_name(const qs_index *ix, uint64_t stream);
 /* Index of the file containing extent E in VIEW, or -1 (for messages). */
 
-/* manifest.c: JSON <-> index (chunks and extents travel as binary tables) */
+/* manifest.c: JSON Lines <-> index (chunks and extents travel as binary
+ * tables); one record as a JSON object (for info) */
+typedef struct json_t json_t;
+json_t *qs_json_stream(const qs_stream *s);
+json_t *qs_json_tensor(const qs_tensor *t);
+json_t *qs_json_file(const qs_vfile *f, int view);
 char *qs_manifest_dump(const qs_index *ix, size_t *len);
 int qs_manifest_load(qs_index *ix, const char *json, size_t len,
 		     uint64_t n_chunks, uint64_t n_extents, const char *where, qs_error *err);

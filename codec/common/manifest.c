@@ -13,84 +13,95 @@
 
 static const char *VIEW_KEY[2] = { "high", "int8" };
 
+/* ---- one record each ------------------------------------------------------
+ * The manifest is JSON Lines: a header object, then one object per stream,
+ * tensor, high file and int8 file, in that order.  One small document per
+ * line keeps memory flat when a model has 100,000 tensors (a single JSON
+ * tree of that manifest would take hundreds of MB in any DOM library). */
+
+json_t *qs_json_stream(const qs_stream *s)
+{
+	json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I}", "name", s->name, "kind", s->kind,
+			      "fmt", s->fmt, "esize", (int)s->esize, "elems", (json_int_t)s->elems,
+			      "chunk_elems", (json_int_t)s->chunk_elems, "first_chunk", (json_int_t)s->first_chunk,
+			      "chunks", (json_int_t)s->n_chunks);
+	if (o && s->kind == QS_STREAM_QUANT) {
+		json_object_set_new(o, "cols", json_integer((json_int_t)s->cols));
+		json_object_set_new(o, "scale_stream", json_integer(s->scale_stream));
+	}
+	return o;
+}
+
+json_t *qs_json_tensor(const qs_tensor *t)
+{
+	json_t *shape = json_array();
+	for (int d = 0; d < t->ndim; d++)
+		json_array_append_new(shape, json_integer((json_int_t)t->shape[d]));
+	return json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:b, s:s, s:f, s:I}", "name", t->name, "file", t->file,
+			 "dtype", t->dtype, "shape", shape, "nbytes", (json_int_t)t->nbytes, "stream", (json_int_t)t->stream,
+			 "quantized", t->quantized, "reason", t->reason, "floor_bytes", t->floor_bytes,
+			 "stored_bytes", (json_int_t)t->stored_bytes);
+}
+
+json_t *qs_json_file(const qs_vfile *f, int view)
+{
+	char hex[65];
+	qs_hex(f->sha256, 32, hex);
+	return json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "view", VIEW_KEY[view], "path", f->path,
+			 "size", (json_int_t)f->size, "sha256", hex, "first_extent", (json_int_t)f->first_extent,
+			 "extents", (json_int_t)f->n_extents);
+}
+
+static void put_line(qs_strbuf *b, json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(o);
+	if (!s)
+		b->oom = 1;
+	else
+		qs_strbuf_add(b, s, strlen(s));
+	qs_strbuf_add(b, "\n", 1);
+	free(s);
+}
+
 char *qs_manifest_dump(const qs_index *ix, size_t *len)
 {
-	json_t *root = json_object(), *streams = json_array(), *tensors = json_array(), *views = json_object();
-	json_object_set_new(root, "format", json_string("qstore-manifest"));
-	json_object_set_new(root, "version", json_integer(1));
-	json_object_set_new(root, "source_dtype", json_string(ix->source_dtype ? ix->source_dtype : ""));
-	json_object_set_new(root, "floor_bytes", json_real(ix->floor_bytes));
-	for (size_t i = 0; i < ix->n_streams; i++) {
-		const qs_stream *s = &ix->streams[i];
-		json_t *o = json_object();
-		json_object_set_new(o, "name", json_string(s->name));
-		json_object_set_new(o, "kind", json_integer(s->kind));
-		json_object_set_new(o, "fmt", json_integer(s->fmt));
-		json_object_set_new(o, "esize", json_integer(s->esize));
-		json_object_set_new(o, "elems", json_integer((json_int_t)s->elems));
-		json_object_set_new(o, "chunk_elems", json_integer((json_int_t)s->chunk_elems));
-		json_object_set_new(o, "first_chunk", json_integer((json_int_t)s->first_chunk));
-		json_object_set_new(o, "chunks", json_integer((json_int_t)s->n_chunks));
-		if (s->kind == QS_STREAM_QUANT) {
-			json_object_set_new(o, "cols", json_integer((json_int_t)s->cols));
-			json_object_set_new(o, "scale_stream", json_integer(s->scale_stream));
-		}
-		json_array_append_new(streams, o);
+	qs_strbuf b = { 0 };
+	put_line(&b, json_pack("{s:s, s:i, s:s, s:f, s:I, s:I, s:I, s:I}", "format", "qstore-manifest", "version", 1,
+			       "source_dtype", ix->source_dtype ? ix->source_dtype : "", "floor_bytes", ix->floor_bytes,
+			       "streams", (json_int_t)ix->n_streams, "tensors", (json_int_t)ix->n_tensors,
+			       "high_files", (json_int_t)ix->n_files[0], "int8_files", (json_int_t)ix->n_files[1]));
+	for (size_t i = 0; i < ix->n_streams; i++)
+		put_line(&b, qs_json_stream(&ix->streams[i]));
+	for (size_t i = 0; i < ix->n_tensors; i++)
+		put_line(&b, qs_json_tensor(&ix->tensors[i]));
+	for (int v = 0; v < 2; v++)
+		for (size_t i = 0; i < ix->n_files[v]; i++)
+			put_line(&b, qs_json_file(&ix->files[v][i], v));
+	if (b.oom) {
+		free(b.p);
+		return NULL;
 	}
-	for (size_t i = 0; i < ix->n_tensors; i++) {
-		const qs_tensor *t = &ix->tensors[i];
-		json_t *o = json_object(), *shape = json_array();
-		for (int d = 0; d < t->ndim; d++)
-			json_array_append_new(shape, json_integer((json_int_t)t->shape[d]));
-		json_object_set_new(o, "name", json_string(t->name));
-		json_object_set_new(o, "file", json_string(t->file));
-		json_object_set_new(o, "dtype", json_string(t->dtype));
-		json_object_set_new(o, "shape", shape);
-		json_object_set_new(o, "nbytes", json_integer((json_int_t)t->nbytes));
-		json_object_set_new(o, "stream", json_integer(t->stream));
-		json_object_set_new(o, "quantized", json_boolean(t->quantized));
-		json_object_set_new(o, "reason", json_string(t->reason));
-		json_object_set_new(o, "floor_bytes", json_real(t->floor_bytes));
-		json_object_set_new(o, "stored_bytes", json_integer((json_int_t)t->stored_bytes));
-		json_array_append_new(tensors, o);
-	}
-	for (int v = 0; v < 2; v++) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < ix->n_files[v]; i++) {
-			const qs_vfile *f = &ix->files[v][i];
-			char hex[65];
-			qs_hex(f->sha256, 32, hex);
-			json_t *o = json_object();
-			json_object_set_new(o, "path", json_string(f->path));
-			json_object_set_new(o, "size", json_integer((json_int_t)f->size));
-			json_object_set_new(o, "sha256", json_string(hex));
-			json_object_set_new(o, "first_extent", json_integer((json_int_t)f->first_extent));
-			json_object_set_new(o, "extents", json_integer((json_int_t)f->n_extents));
-			json_array_append_new(arr, o);
-		}
-		json_object_set_new(views, VIEW_KEY[v], arr);
-	}
-	json_object_set_new(root, "streams", streams);
-	json_object_set_new(root, "tensors", tensors);
-	json_object_set_new(root, "views", views);
-	char *s = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(root);
-	if (s)
-		*len = strlen(s);
-	return s;
+	*len = b.len;
+	return b.p;
 }
 
 /* ---- loading ----------------------------------------------------------- */
 
 typedef struct jctx { const char *where; qs_error *err; int bad; } jctx;
 
+static void bad_field(jctx *c, const char *what, const char *key)
+{
+	if (!c->bad)
+		qs_fail(c->err, EIO, "%s: damaged manifest: %s has no valid '%s'", c->where, what, key);
+	c->bad = 1;
+}
+
 static uint64_t get_u64(jctx *c, json_t *o, const char *key, const char *what)
 {
 	json_t *v = json_object_get(o, key);
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		if (!c->bad)
-			qs_fail(c->err, EIO, "%s: damaged manifest: %s has no valid '%s'", c->where, what, key);
-		c->bad = 1;
+		bad_field(c, what, key);
 		return 0;
 	}
 	return (uint64_t)json_integer_value(v);
@@ -100,11 +111,8 @@ static char *get_str(jctx *c, json_t *o, const char *key, const char *what)
 {
 	json_t *v = json_object_get(o, key);
 	char *s = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-	if (!s) {
-		if (!c->bad)
-			qs_fail(c->err, EIO, "%s: damaged manifest: %s has no valid '%s'", c->where, what, key);
-		c->bad = 1;
-	}
+	if (!s)
+		bad_field(c, what, key);
 	return s;
 }
 
@@ -121,126 +129,133 @@ static int unhex(const char *s, uint8_t *out, size_t n)
 	return 0;
 }
 
-static json_t *get_array(jctx *c, json_t *o, const char *key)
+static void load_stream(jctx *c, json_t *o, qs_stream *s)
 {
-	json_t *a = json_object_get(o, key);
-	if (!json_is_array(a)) {
-		if (!c->bad)
-			qs_fail(c->err, EIO, "%s: damaged manifest: no '%s' array", c->where, key);
-		c->bad = 1;
+	s->scale_stream = -1;
+	s->name = get_str(c, o, "name", "stream");
+	s->kind = (int)get_u64(c, o, "kind", "stream");
+	s->fmt = (int)get_u64(c, o, "fmt", "stream");
+	s->esize = (uint32_t)get_u64(c, o, "esize", "stream");
+	s->elems = get_u64(c, o, "elems", "stream");
+	s->chunk_elems = get_u64(c, o, "chunk_elems", "stream");
+	s->first_chunk = get_u64(c, o, "first_chunk", "stream");
+	s->n_chunks = get_u64(c, o, "chunks", "stream");
+	if (s->kind == QS_STREAM_QUANT) {
+		s->cols = get_u64(c, o, "cols", "stream");
+		s->scale_stream = (int64_t)get_u64(c, o, "scale_stream", "stream");
 	}
-	return a;
+}
+
+static void load_tensor(jctx *c, json_t *o, qs_tensor *t, size_t n_streams)
+{
+	json_t *shape = json_object_get(o, "shape"), *st = json_object_get(o, "stream"),
+	       *fb = json_object_get(o, "floor_bytes");
+	t->name = get_str(c, o, "name", "tensor");
+	t->file = get_str(c, o, "file", "tensor");
+	t->dtype = get_str(c, o, "dtype", "tensor");
+	t->reason = get_str(c, o, "reason", "tensor");
+	t->nbytes = get_u64(c, o, "nbytes", "tensor");
+	t->stored_bytes = get_u64(c, o, "stored_bytes", "tensor");
+	t->quantized = json_is_true(json_object_get(o, "quantized"));
+	t->floor_bytes = json_is_number(fb) ? json_number_value(fb) : 0;
+	t->stream = json_is_integer(st) ? json_integer_value(st) : -2;
+	if (!json_is_array(shape) || json_array_size(shape) > QS_MAX_DIMS || t->stream < -1
+	    || t->stream >= (int64_t)n_streams) {
+		bad_field(c, "tensor", "shape or stream");
+		return;
+	}
+	t->ndim = (int)json_array_size(shape);
+	for (int d = 0; d < t->ndim; d++) {
+		json_t *x = json_array_get(shape, (size_t)d);
+		t->shape[d] = json_is_integer(x) && json_integer_value(x) >= 0 ? (uint64_t)json_integer_value(x) : 0;
+	}
+}
+
+static void load_file(jctx *c, json_t *o, qs_vfile *f, int view)
+{
+	json_t *h = json_object_get(o, "sha256"), *v = json_object_get(o, "view");
+	f->path = get_str(c, o, "path", "file");
+	f->size = get_u64(c, o, "size", "file");
+	f->first_extent = get_u64(c, o, "first_extent", "file");
+	f->n_extents = get_u64(c, o, "extents", "file");
+	if (!json_is_string(v) || strcmp(json_string_value(v), VIEW_KEY[view]))
+		bad_field(c, "file", "view");
+	if (!json_is_string(h) || unhex(json_string_value(h), f->sha256, 32))
+		bad_field(c, "file", "sha256");
+}
+
+/* calloc that tolerates n = 0 and refuses counts no manifest of this size
+ * could hold (each record takes more than 16 bytes of text) */
+static void *alloc_records(size_t n, size_t elem, size_t text_len)
+{
+	if (n > text_len / 16)
+		return NULL;
+	return calloc(n ? n : 1, elem);
 }
 
 int qs_manifest_load(qs_index *ix, const char *text, size_t len, uint64_t n_chunks, uint64_t n_extents,
 		     const char *where, qs_error *err)
 {
-	json_error_t je;
 	jctx c = { where, err, 0 };
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-	if (!root || !json_is_object(root)) {
-		json_decref(root);
-		return qs_fail(err, EIO, "%s: damaged manifest: not a JSON object (%s)", where, root ? "" : je.text);
-	}
-	json_t *fmt = json_object_get(root, "format"), *ver = json_object_get(root, "version");
-	if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "qstore-manifest")
-	    || !json_is_integer(ver) || json_integer_value(ver) != 1) {
-		json_decref(root);
-		return qs_fail(err, EIO, "%s: manifest format or version not supported", where);
-	}
+	const char *p = text, *end = text + len;
+	uint64_t counts[5] = { 0 }, done[5] = { 0 };   /* header, streams, tensors, high, int8 */
+	size_t line = 0;
 	ix->n_chunks = n_chunks;
 	ix->n_extents = n_extents;
-	ix->source_dtype = get_str(&c, root, "source_dtype", "manifest");
-	json_t *fl = json_object_get(root, "floor_bytes");
-	ix->floor_bytes = json_is_number(fl) ? json_number_value(fl) : 0;
-
-	json_t *streams = get_array(&c, root, "streams"), *tensors = get_array(&c, root, "tensors");
-	json_t *views = json_object_get(root, "views");
-	if (c.bad || !json_is_object(views))
-		goto fail_msg;
-	ix->n_streams = json_array_size(streams);
-	ix->streams = calloc(ix->n_streams ? ix->n_streams : 1, sizeof(*ix->streams));
-	if (!ix->streams)
-		goto oom;
-	for (size_t i = 0; i < ix->n_streams && !c.bad; i++) {
-		json_t *o = json_array_get(streams, i);
-		qs_stream *s = &ix->streams[i];
-		s->scale_stream = -1;
-		s->name = get_str(&c, o, "name", "stream");
-		s->kind = (int)get_u64(&c, o, "kind", "stream");
-		s->fmt = (int)get_u64(&c, o, "fmt", "stream");
-		s->esize = (uint32_t)get_u64(&c, o, "esize", "stream");
-		s->elems = get_u64(&c, o, "elems", "stream");
-		s->chunk_elems = get_u64(&c, o, "chunk_elems", "stream");
-		s->first_chunk = get_u64(&c, o, "first_chunk", "stream");
-		s->n_chunks = get_u64(&c, o, "chunks", "stream");
-		if (s->kind == QS_STREAM_QUANT) {
-			s->cols = get_u64(&c, o, "cols", "stream");
-			s->scale_stream = (int64_t)get_u64(&c, o, "scale_stream", "stream");
+	while (p < end && !c.bad) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_error_t je;
+		json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+		p += n + (nl != NULL);
+		line++;
+		if (!json_is_object(o)) {
+			json_decref(o);
+			return qs_fail(err, EIO, "%s: damaged manifest: line %zu is not a JSON object", where, line);
 		}
-	}
-	ix->n_tensors = json_array_size(tensors);
-	ix->tensors = calloc(ix->n_tensors ? ix->n_tensors : 1, sizeof(*ix->tensors));
-	if (!ix->tensors)
-		goto oom;
-	for (size_t i = 0; i < ix->n_tensors && !c.bad; i++) {
-		json_t *o = json_array_get(tensors, i), *shape = json_object_get(o, "shape");
-		json_t *st = json_object_get(o, "stream"), *fb = json_object_get(o, "floor_bytes");
-		qs_tensor *t = &ix->tensors[i];
-		t->name = get_str(&c, o, "name", "tensor");
-		t->file = get_str(&c, o, "file", "tensor");
-		t->dtype = get_str(&c, o, "dtype", "tensor");
-		t->reason = get_str(&c, o, "reason", "tensor");
-		t->nbytes = get_u64(&c, o, "nbytes", "tensor");
-		t->stored_bytes = get_u64(&c, o, "stored_bytes", "tensor");
-		t->quantized = json_is_true(json_object_get(o, "quantized"));
-		t->floor_bytes = json_is_number(fb) ? json_number_value(fb) : 0;
-		t->stream = json_is_integer(st) ? json_integer_value(st) : -2;
-		if (!json_is_array(shape) || json_array_size(shape) > QS_MAX_DIMS || t->stream < -1
-		    || t->stream >= (int64_t)ix->n_streams) {
-			if (!c.bad)
-				qs_fail(err, EIO, "%s: damaged manifest: tensor %zu has a bad shape or stream", where, i);
-			c.bad = 1;
-			break;
-		}
-		t->ndim = (int)json_array_size(shape);
-		for (int d = 0; d < t->ndim; d++) {
-			json_t *x = json_array_get(shape, (size_t)d);
-			t->shape[d] = json_is_integer(x) && json_integer_value(x) >= 0 ? (uint64_t)json_integer_value(x) : 0;
-		}
-	}
-	for (int v = 0; v < 2 && !c.bad; v++) {
-		json_t *arr = get_array(&c, views, VIEW_KEY[v]);
-		if (c.bad)
-			break;
-		ix->n_files[v] = json_array_size(arr);
-		ix->files[v] = calloc(ix->n_files[v] ? ix->n_files[v] : 1, sizeof(qs_vfile));
-		if (!ix->files[v])
-			goto oom;
-		for (size_t i = 0; i < ix->n_files[v] && !c.bad; i++) {
-			json_t *o = json_array_get(arr, i);
-			qs_vfile *f = &ix->files[v][i];
-			f->path = get_str(&c, o, "path", "file");
-			f->size = get_u64(&c, o, "size", "file");
-			f->first_extent = get_u64(&c, o, "first_extent", "file");
-			f->n_extents = get_u64(&c, o, "extents", "file");
-			json_t *h = json_object_get(o, "sha256");
-			if (!c.bad && (!json_is_string(h) || unhex(json_string_value(h), f->sha256, 32))) {
-				qs_fail(err, EIO, "%s: damaged manifest: file '%s' has no valid sha256", where, f->path);
-				c.bad = 1;
+		if (line == 1) {
+			json_t *fmt = json_object_get(o, "format"), *ver = json_object_get(o, "version"),
+			       *fl = json_object_get(o, "floor_bytes");
+			if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "qstore-manifest")
+			    || !json_is_integer(ver) || json_integer_value(ver) != 1) {
+				json_decref(o);
+				return qs_fail(err, EIO, "%s: manifest format or version not supported", where);
 			}
+			ix->source_dtype = get_str(&c, o, "source_dtype", "manifest");
+			ix->floor_bytes = json_is_number(fl) ? json_number_value(fl) : 0;
+			counts[1] = get_u64(&c, o, "streams", "manifest");
+			counts[2] = get_u64(&c, o, "tensors", "manifest");
+			counts[3] = get_u64(&c, o, "high_files", "manifest");
+			counts[4] = get_u64(&c, o, "int8_files", "manifest");
+			ix->n_streams = counts[1];
+			ix->n_tensors = counts[2];
+			ix->n_files[0] = counts[3];
+			ix->n_files[1] = counts[4];
+			ix->streams = alloc_records(counts[1], sizeof(qs_stream), len);
+			ix->tensors = alloc_records(counts[2], sizeof(qs_tensor), len);
+			ix->files[0] = alloc_records(counts[3], sizeof(qs_vfile), len);
+			ix->files[1] = alloc_records(counts[4], sizeof(qs_vfile), len);
+			if (!c.bad && (!ix->streams || !ix->tensors || !ix->files[0] || !ix->files[1])) {
+				json_decref(o);
+				ix->n_streams = ix->n_tensors = ix->n_files[0] = ix->n_files[1] = 0;
+				return qs_fail(err, EIO, "%s: damaged manifest: record counts out of range", where);
+			}
+		} else if (done[1] < counts[1]) {
+			load_stream(&c, o, &ix->streams[done[1]++]);
+		} else if (done[2] < counts[2]) {
+			load_tensor(&c, o, &ix->tensors[done[2]++], ix->n_streams);
+		} else if (done[3] < counts[3]) {
+			load_file(&c, o, &ix->files[0][done[3]++], 0);
+		} else if (done[4] < counts[4]) {
+			load_file(&c, o, &ix->files[1][done[4]++], 1);
+		} else {
+			bad_field(&c, "manifest", "record count");
 		}
+		json_decref(o);
 	}
-	json_decref(root);
+	if (!c.bad && (line == 0 || memcmp(done + 1, counts + 1, 4 * sizeof(uint64_t))))
+		return qs_fail(err, EIO, "%s: damaged manifest: records missing", where);
 	return c.bad ? -1 : 0;
-oom:
-	json_decref(root);
-	return qs_fail(err, ENOMEM, "%s: out of memory loading the manifest", where);
-fail_msg:
-	json_decref(root);
-	if (!c.bad)
-		qs_fail(err, EIO, "%s: damaged manifest: no 'views' object", where);
-	return -1;
 }
 
 /* ---- validation -------------------------------------------------------- */

@@ -39,8 +39,6 @@ typedef struct job {
 	int8_t *q;
 	size_t in_len, la, lb;
 	uint64_t hash_a, hash_b;
-	uint32_t *hist;          /* 16-bit floats only */
-	int has_hist;
 	char err[512];
 } job;
 
@@ -123,12 +121,6 @@ static void run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
 		j->state = JOB_FAILED;
 		return;
 	}
-	j->has_hist = f && f->esize == 2 && src->tensor >= 0;
-	if (j->has_hist) {
-		memset(j->hist, 0, 65536 * sizeof(uint32_t));
-		for (size_t i = 0; i < j->ne; i++)
-			j->hist[rd16(j->in + 2 * i)]++;
-	}
 	j->lb = 0;
 	j->hash_b = 0;
 	switch (s->kind) {
@@ -194,7 +186,12 @@ typedef struct writer {
 	uint64_t off;
 	qs_sha256 *sha;
 	int64_t sha_file;        /* high view file being hashed, or -1 */
-	uint64_t *hist;          /* 16-bit histogram of the tensor in progress */
+	/* 16-bit histogram of the tensor in progress, and the bins it touched:
+	 * finishing a tensor costs O(its size), not O(65536), so 100,000 small
+	 * tensors stay cheap */
+	uint64_t *hist;
+	uint16_t *touched;
+	uint32_t n_touched;
 	int64_t hist_tensor;
 	uint64_t done_bytes;
 } writer;
@@ -213,11 +210,13 @@ static void finish_floor(writer *w, qs_plan *p)
 	qs_tensor *t = &p->ix.tensors[w->hist_tensor];
 	uint64_t n = t->nbytes / 2;
 	double bits = 0;
-	for (uint32_t v = 0; v < 65536; v++)
-		if (w->hist[v])
-			bits += (double)w->hist[v] * log2((double)n / (double)w->hist[v]);
+	for (uint32_t i = 0; i < w->n_touched; i++) {
+		uint64_t c = w->hist[w->touched[i]];
+		bits += (double)c * log2((double)n / (double)c);
+		w->hist[w->touched[i]] = 0;
+	}
 	t->floor_bytes = bits / 8;
-	memset(w->hist, 0, 65536 * sizeof(uint64_t));
+	w->n_touched = 0;
 	w->hist_tensor = -1;
 }
 
@@ -239,10 +238,14 @@ static int consume(writer *w, qs_plan *p, job *j, qs_error *err)
 		qs_sha256_update(w->sha, j->in, j->in_len);
 	if (src->tensor != w->hist_tensor)
 		finish_floor(w, p);
-	if (j->has_hist) {
+	const qs_stream *st = &p->ix.streams[j->stream];
+	if (src->tensor >= 0 && st->fmt && st->esize == 2) {
 		w->hist_tensor = src->tensor;
-		for (uint32_t v = 0; v < 65536; v++)
-			w->hist[v] += j->hist[v];
+		for (size_t i = 0; i < j->ne; i++) {
+			uint16_t v = rd16(j->in + 2 * i);
+			if (!w->hist[v]++)
+				w->touched[w->n_touched++] = v;
+		}
 	}
 	if (src->tensor >= 0)
 		p->ix.tensors[src->tensor].stored_bytes += j->la + j->lb;
@@ -491,16 +494,16 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 		plan.ix.chunks = calloc(plan.ix.n_chunks + 1, sizeof(qs_chunk));
 		w.sha = qs_sha256_new();
 		w.hist = calloc(65536, sizeof(uint64_t));
+		w.touched = malloc(65536 * sizeof(uint16_t));
 		tid = calloc((size_t)threads, sizeof(pthread_t));
-		rc = pk.ring && pk.recip && plan.ix.chunks && w.sha && w.hist && tid ? 0 : qs_fail(err, ENOMEM, "out of memory");
+		rc = pk.ring && pk.recip && plan.ix.chunks && w.sha && w.hist && w.touched && tid ? 0 : qs_fail(err, ENOMEM, "out of memory");
 		for (size_t i = 0; i < pk.nring && !rc; i++) {
 			job *j = &pk.ring[i];
 			j->in = malloc(chunk_bytes);
 			j->pa = malloc(chunk_bytes + QS_PART_SLACK + 1);
 			j->pb = malloc(chunk_bytes + QS_PART_SLACK + 1);
 			j->q = malloc(chunk_bytes);
-			j->hist = malloc(65536 * sizeof(uint32_t));
-			if (!j->in || !j->pa || !j->pb || !j->q || !j->hist)
+			if (!j->in || !j->pa || !j->pb || !j->q)
 				rc = qs_fail(err, ENOMEM, "out of memory");
 		}
 	}
@@ -555,13 +558,14 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 	}
 	for (size_t i = 0; pk.ring && i < pk.nring; i++) {
 		job *j = &pk.ring[i];
-		free(j->in); free(j->pa); free(j->pb); free(j->q); free(j->hist);
+		free(j->in); free(j->pa); free(j->pb); free(j->q);
 	}
 	free(pk.ring);
 	free(pk.recip);
 	free(tid);
 	free(tmp);
 	free(w.hist);
+	free(w.touched);
 	qs_sha256_free(w.sha);
 	qs_plan_free(&plan);
 	return rc;

@@ -193,18 +193,27 @@ static int check_names(qs_plan *p, qs_error *err)
 
 static qs_srcfile *find_file(qs_plan *p, const char *rel)
 {
-	for (size_t i = 0; i < p->n_files; i++)
-		if (!strcmp(p->files[i].rel, rel))
-			return &p->files[i];
-	return NULL;
+	qs_srcfile key = { .rel = (char *)rel };
+	return bsearch(&key, p->files, p->n_files, sizeof(qs_srcfile), cmp_rel);   /* files are sorted */
 }
 
-static int st_has(const qs_st_file *st, const char *name)
+static int cmp_name_ptr(const void *a, const void *b)
 {
-	for (size_t i = 0; i < st->n; i++)
-		if (!strcmp(st->t[i].name, name))
-			return 1;
-	return 0;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Is NAME a tensor of F?  Binary search over F's names, sorted once. */
+static int st_has(qs_srcfile *f, const char *name)
+{
+	if (!f->names && f->st.n) {
+		f->names = malloc(f->st.n * sizeof(char *));
+		if (!f->names)
+			return 0;
+		for (size_t i = 0; i < f->st.n; i++)
+			f->names[i] = f->st.t[i].name;
+		qsort(f->names, f->st.n, sizeof(char *), cmp_name_ptr);
+	}
+	return f->st.n && bsearch(&name, f->names, f->st.n, sizeof(char *), cmp_name_ptr) != NULL;
 }
 
 static json_t *load_json_file(const qs_srcfile *f, qs_error *err)
@@ -264,7 +273,7 @@ static int check_index(qs_plan *p, qs_srcfile *f, qs_error *err)
 			rc = qs_fail(err, EINVAL, "%s: tensor '%s' maps to shard '%s', which is missing", f->abs, name, shard);
 			break;
 		}
-		if (!st_has(&s->st, name)) {
+		if (!st_has(s, name)) {
 			rc = qs_fail(err, EINVAL, "%s: tensor '%s' maps to shard '%s', which does not contain it",
 				     f->abs, name, shard);
 			break;
@@ -285,7 +294,7 @@ static int is_embedding(const char *name)
 
 /* Returns NULL if T is a quantisation candidate, else why not; *linear says
  * whether it is a Linear weight left in float (it then goes to `ignore`). */
-static const char *why_not(const qs_st_file *st, const qs_st_tensor *t, int *linear)
+static const char *why_not(qs_srcfile *f, const qs_st_tensor *t, int *linear)
 {
 	*linear = 0;
 	if (!qs_fmt_from_dtype(t->dtype))
@@ -299,7 +308,7 @@ static const char *why_not(const qs_st_file *st, const qs_st_tensor *t, int *lin
 	if (!t->shape[0] || !t->shape[1])
 		return "empty";
 	char *scale = NULL;
-	int clash = asprintf(&scale, "%s_scale", t->name) < 0 || st_has(st, scale);
+	int clash = asprintf(&scale, "%s_scale", t->name) < 0 || st_has(f, scale);
 	free(scale);
 	if (clash)
 		return "a tensor named *.weight_scale already exists";
@@ -456,7 +465,7 @@ static int plan_st_file(qs_plan *p, size_t fi, int64_t *tstream, int64_t *sstrea
 		const qs_st_tensor *t = &f->st.t[j];
 		uint64_t nbytes = t->end - t->begin;
 		int linear, finite = 1, fmt = qs_fmt_from_dtype(t->dtype);
-		const char *why = why_not(&f->st, t, &linear);
+		const char *why = why_not(f, t, &linear);
 		const qs_fmtinfo *fi2 = qs_fmt_info(fmt);
 		uint32_t *scales = NULL;
 		sstream[j] = -1;
@@ -546,36 +555,44 @@ static json_t *shape_json(const uint64_t *shape, int ndim)
 /* Header bytes (8-byte length + JSON padded to a multiple of 8) of an INT8
  * safetensors file laid out like the reference writer: largest dtype first,
  * then by name, so every tensor is naturally aligned. */
+static void add_json(qs_strbuf *b, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
+	json_decref(j);
+	if (!s)
+		b->oom = 1;
+	else
+		qs_strbuf_add(b, s, strlen(s));
+	free(s);
+}
+
+/* The JSON is written entry by entry (one small tree at a time) so that a
+ * file with 100,000 tensors does not build one huge tree. */
 static uint8_t *i8_header(const qs_st_file *st, i8ent *e, size_t n, uint64_t *hlen, uint64_t *data)
 {
-	json_t *root = json_object();
-	json_object_set(root, "__metadata__", st->metadata ? st->metadata : json_pack("{s:s}", "format", "pt"));
-	if (!st->metadata)
-		json_decref(json_object_get(root, "__metadata__"));
+	qs_strbuf b = { 0 };
+	qs_strbuf_add(&b, "\0\0\0\0\0\0\0\0{\"__metadata__\":", 24);
+	add_json(&b, st->metadata ? json_incref(st->metadata) : json_pack("{s:s}", "format", "pt"));
 	uint64_t at = 0;
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_object();
-		json_object_set_new(o, "dtype", json_string(e[i].dtype));
-		json_object_set_new(o, "shape", shape_json(e[i].shape, e[i].ndim));
-		json_object_set_new(o, "data_offsets", json_pack("[I,I]", (json_int_t)at, (json_int_t)(at + e[i].len)));
-		json_object_set_new(root, e[i].name, o);
+		qs_strbuf_add(&b, ",", 1);
+		add_json(&b, json_string(e[i].name));
+		qs_strbuf_add(&b, ":", 1);
+		add_json(&b, json_pack("{s:s, s:o, s:[I,I]}", "dtype", e[i].dtype, "shape", shape_json(e[i].shape, e[i].ndim),
+				       "data_offsets", (json_int_t)at, (json_int_t)(at + e[i].len)));
 		at += e[i].len;
 	}
-	char *js = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(root);
-	if (!js)
+	qs_strbuf_add(&b, "}", 1);
+	while ((b.len - 8) % 8)
+		qs_strbuf_add(&b, " ", 1);
+	if (b.oom) {
+		free(b.p);
 		return NULL;
-	size_t jl = strlen(js), padded = (jl + 7) / 8 * 8;
-	uint8_t *out = malloc(8 + padded);
-	if (out) {
-		wr64(out, padded);
-		memcpy(out + 8, js, jl);
-		memset(out + 8 + jl, ' ', padded - jl);
 	}
-	free(js);
-	*hlen = 8 + padded;
+	wr64(b.p, b.len - 8);
+	*hlen = b.len;
 	*data = at;
-	return out;
+	return (uint8_t *)b.p;
 }
 
 static int plan_i8_st(qs_plan *p, size_t fi, const int64_t *tstream, const int64_t *sstream, size_t t0,
@@ -829,6 +846,7 @@ void qs_plan_free(qs_plan *p)
 		if (f->fd >= 0)
 			close(f->fd);
 		qs_st_free(&f->st);
+		free(f->names);
 		free(f->rel);
 		free(f->abs);
 	}

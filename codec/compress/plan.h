@@ -18,6 +18,7 @@ typedef struct qs_srcfile {
 	uint64_t size;
 	int is_st;
 	qs_st_file st;
+	char **names;              /* st's tensor names sorted, built on demand */
 	int fd;
 } qs_srcfile;
 

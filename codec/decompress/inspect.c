@@ -70,26 +70,24 @@ int qs_tensor_get(const qs_container *c, size_t i, qs_tensor_info *o)
 char *qs_info_json(const qs_container *c, qs_error *err)
 {
 	qs_summary s;
-	size_t len;
+	const qs_index *ix = c->ix;
 	qs_container_summary(c, &s);
-	char *man = qs_manifest_dump(c->ix, &len);
-	json_t *m = man ? json_loads(man, 0, NULL) : NULL;
-	free(man);
-	if (!m) {
-		qs_fail(err, ENOMEM, "out of memory");
-		return NULL;
-	}
-	/* the layout tables are for readers, not people */
-	json_object_del(m, "streams");
-	json_t *sum = json_pack("{s:s, s:I, s:I, s:I, s:f, s:I, s:f, s:f}", "container", c->path,
-				"container_bytes", (json_int_t)s.container_bytes, "high_bytes", (json_int_t)s.high_bytes,
-				"int8_bytes", (json_int_t)s.int8_bytes, "floor_bytes", s.floor_bytes,
-				"chunks", (json_int_t)s.n_chunks,
-				"ratio_vs_floor", s.floor_bytes > 0 ? (double)s.container_bytes / s.floor_bytes : 0.0,
-				"ratio_vs_both_views", s.high_bytes + s.int8_bytes
-					? (double)s.container_bytes / (double)(s.high_bytes + s.int8_bytes) : 0.0);
-	json_object_set_new(m, "summary", sum);
-	char *out = json_dumps(m, JSON_INDENT(2));
+	json_t *tensors = json_array(), *views = json_pack("{s:[], s:[]}", "high", "int8");
+	for (size_t i = 0; i < ix->n_tensors; i++)
+		json_array_append_new(tensors, qs_json_tensor(&ix->tensors[i]));
+	for (int v = 0; v < 2; v++)
+		for (size_t i = 0; i < ix->n_files[v]; i++)
+			json_array_append_new(json_object_get(views, v ? "int8" : "high"), qs_json_file(&ix->files[v][i], v));
+	json_t *m = json_pack("{s:{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:f, s:f}, s:o, s:o}", "summary",
+			      "container", c->path, "source_dtype", s.source_dtype ? s.source_dtype : "",
+			      "container_bytes", (json_int_t)s.container_bytes, "high_bytes", (json_int_t)s.high_bytes,
+			      "int8_bytes", (json_int_t)s.int8_bytes, "floor_bytes", s.floor_bytes,
+			      "chunks", (json_int_t)s.n_chunks,
+			      "ratio_vs_floor", s.floor_bytes > 0 ? (double)s.container_bytes / s.floor_bytes : 0.0,
+			      "ratio_vs_both_views", s.high_bytes + s.int8_bytes
+				      ? (double)s.container_bytes / (double)(s.high_bytes + s.int8_bytes) : 0.0,
+			      "tensors", tensors, "views", views);
+	char *out = m ? json_dumps(m, JSON_INDENT(2)) : NULL;
 	json_decref(m);
 	if (!out)
 		qs_fail(err, ENOMEM, "out of memory");
