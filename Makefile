@@ -101,3 +101,7 @@ clean:
 
 $(B)/qsbench: $(B)/obj/tests/bench/qsbench.o $(B)/libqstore.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# a shard above 4 GiB; needs ~10 GB of disk, not part of make check
+test-big: all
+	@QSTORE=$(abspath $(B))/qstore GENMODEL=$(abspath $(B))/genmodel QS_BIG=1 bash -c 'cd tests/cli && bash test_bigshard.sh'

@@ -114,6 +114,11 @@ static inline void wr64(void *p, uint64_t v) { memcpy(p, &v, 8); }
 static inline int mul_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
 static inline int add_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
 
+/* ---- io.c: whole transfers; 0 or -errno ------------------------------------ */
+
+int qs_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int qs_write_full(int fd, const void *buf, size_t len);
+
 /* ---- a growable string (index.c) ---------------------------------------- */
 
 typedef struct qs_strbuf { char *p; size_t len, cap; int oom; } qs_strbuf;

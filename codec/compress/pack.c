@@ -62,36 +62,7 @@ static double now(void)
 	return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *b = buf;
-	while (len) {
-		ssize_t n = pread(fd, b, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		b += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *b = buf;
-	while (len) {
-		ssize_t n = write(fd, b, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* ---- one job, on a worker ------------------------------------------------ */
 
@@ -113,11 +84,12 @@ static void run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
 	const qs_stream_src *src = &pk->plan->src[j->stream];
 	const qs_fmtinfo *f = qs_fmt_info(s->fmt);
 	uint64_t boff = j->e0 * s->esize;
+	int e;
 	j->in_len = j->ne * s->esize;
 	if (src->kind == SRC_MEM) {
 		memcpy(j->in, src->mem + boff, j->in_len);
-	} else if (pread_all(pk->plan->files[src->file].fd, j->in, j->in_len, src->off + boff)) {
-		snprintf(j->err, sizeof(j->err), "%s: read error: %s", pk->plan->files[src->file].abs, strerror(errno));
+	} else if ((e = qs_pread_full(pk->plan->files[src->file].fd, j->in, j->in_len, src->off + boff))) {
+		snprintf(j->err, sizeof(j->err), "%s: read error: %s", pk->plan->files[src->file].abs, strerror(-e));
 		j->state = JOB_FAILED;
 		return;
 	}
@@ -225,8 +197,9 @@ static int consume(writer *w, qs_plan *p, job *j, qs_error *err)
 	const qs_stream_src *src = &p->src[j->stream];
 	qs_chunk *c = &p->ix.chunks[p->ix.streams[j->stream].first_chunk + j->k];
 	*c = (qs_chunk){ w->off, (uint32_t)j->la, (uint32_t)j->lb, j->hash_a, j->hash_b };
-	if (write_all(w->fd, j->pa, j->la) || write_all(w->fd, j->pb, j->lb))
-		return qs_fail(err, errno, "write error: %s", strerror(errno));
+	int e = qs_write_full(w->fd, j->pa, j->la);
+	if (e || (e = qs_write_full(w->fd, j->pb, j->lb)))
+		return qs_fail(err, -e, "write error: %s", strerror(-e));
 	w->off += j->la + j->lb;
 	/* files are laid out one after another; scale streams (no file) do not
 	 * interrupt the file they sit in */
@@ -413,7 +386,8 @@ static int write_index(writer *w, qs_index *ix, qs_error *err)
 	wr64(t + 64, moff + zl + ix->n_chunks * QS_CHUNK_REC); wr64(t + 72, ix->n_extents);
 	wr64(t + 80, XXH3_64bits(buf, ilen));
 	wr64(t + 120, XXH3_64bits(t, 120));
-	int rc = write_all(w->fd, buf, ilen + QS_TRAILER_SIZE) ? qs_fail(err, errno, "write error: %s", strerror(errno)) : 0;
+	int e = qs_write_full(w->fd, buf, ilen + QS_TRAILER_SIZE);
+	int rc = e ? qs_fail(err, -e, "write error: %s", strerror(-e)) : 0;
 	w->off += ilen + QS_TRAILER_SIZE;
 	ix->container_bytes = w->off;
 	free(buf);
@@ -438,7 +412,8 @@ static int start_file(writer *w, const char *out, char **tmp, qs_error *err)
 			wr32(h + 8, QS_FORMAT_VERSION);
 			wr32(h + 12, QS_HEADER_SIZE);
 			wr64(h + 56, XXH3_64bits(h, 56));
-			rc = write_all(w->fd, h, sizeof(h)) ? qs_fail(err, errno, "%s: write error", *tmp) : 0;
+			int e = qs_write_full(w->fd, h, sizeof(h));
+			rc = e ? qs_fail(err, -e, "%s: write error: %s", *tmp, strerror(-e)) : 0;
 			w->off = QS_HEADER_SIZE;
 		}
 	} else {

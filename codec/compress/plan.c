@@ -35,21 +35,6 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-static int read_at(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *b = buf;
-	while (len) {
-		ssize_t n = pread(fd, b, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		b += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* ---- 1. the source files ------------------------------------------------ */
 
@@ -149,14 +134,14 @@ static int parse_headers(qs_plan *p, qs_error *err)
 		uint64_t n;
 		if (!f->is_st)
 			continue;
-		if (f->size >= 8 && read_at(f->fd, first, 8, 0))
+		if (f->size >= 8 && qs_pread_full(f->fd, first, 8, 0))
 			return qs_fail(err, EIO, "%s: read error", f->abs);
 		if (qs_st_header_len(f->abs, first, f->size, &n, err))
 			return -1;
 		uint8_t *js = malloc(n);
 		if (!js)
 			return qs_fail(err, ENOMEM, "%s: out of memory for a %llu-byte header", f->abs, (unsigned long long)n);
-		int rc = read_at(f->fd, js, n, 8) ? qs_fail(err, EIO, "%s: read error", f->abs)
+		int rc = qs_pread_full(f->fd, js, n, 8) ? qs_fail(err, EIO, "%s: read error", f->abs)
 			: qs_st_parse(f->abs, js, n, f->size, &f->st, err);
 		free(js);
 		if (rc)
@@ -224,7 +209,7 @@ static json_t *load_json_file(const qs_srcfile *f, qs_error *err)
 		qs_fail(err, ENOMEM, "%s: out of memory", f->abs);
 		return NULL;
 	}
-	if (read_at(f->fd, buf, f->size, 0)) {
+	if (qs_pread_full(f->fd, buf, f->size, 0)) {
 		free(buf);
 		qs_fail(err, EIO, "%s: read error", f->abs);
 		return NULL;
@@ -292,11 +277,9 @@ static int is_embedding(const char *name)
 		|| !strncmp(name, "wte", 3) || !strncmp(name, "wpe", 3);
 }
 
-/* Returns NULL if T is a quantisation candidate, else why not; *linear says
- * whether it is a Linear weight left in float (it then goes to `ignore`). */
-static const char *why_not(qs_srcfile *f, const qs_st_tensor *t, int *linear)
+/* Returns NULL if T is a quantisation candidate, else why not. */
+static const char *why_not(qs_srcfile *f, const qs_st_tensor *t)
 {
-	*linear = 0;
 	if (!qs_fmt_from_dtype(t->dtype))
 		return t->dsize ? "not a float dtype" : "unknown dtype: stored losslessly";
 	if (t->ndim != 2)
@@ -312,7 +295,6 @@ static const char *why_not(qs_srcfile *f, const qs_st_tensor *t, int *linear)
 	free(scale);
 	if (clash)
 		return "a tensor named *.weight_scale already exists";
-	*linear = 1;
 	if (!strcmp(t->name, "lm_head.weight") || ends_with(t->name, ".lm_head.weight"))
 		return "lm_head: kept in float (listed in quantization_config.ignore)";
 	return NULL;
@@ -332,7 +314,7 @@ static int row_scales(qs_plan *p, const qs_srcfile *f, const qs_st_tensor *t, co
 	(void)p;
 	while (at < total) {
 		size_t n = total - at < PREAD_BLOCK ? (size_t)(total - at) : PREAD_BLOCK;
-		if (read_at(f->fd, buf, n, f->st.data_start + t->begin + at)) {
+		if (qs_pread_full(f->fd, buf, n, f->st.data_start + t->begin + at)) {
 			free(buf);
 			return qs_fail(err, EIO, "%s: read error in tensor '%s'", f->abs, t->name);
 		}
@@ -449,8 +431,9 @@ static int64_t add_blob(qs_plan *p, const char *name, uint8_t *mem, size_t file,
 	return add_stream(p, name, QS_STREAM_BLOB, QS_FMT_NONE, 1, len, 0, src, err);
 }
 
-/* Streams and high view extents of one safetensors file.  qstream[j] is set
- * to the stream of tensor j, qscale[j] to its scale stream (or -1). */
+/* Streams and high view extents of one safetensors file.  tstream[j] is set
+ * to the stream of tensor j (-1 if empty), sstream[j] to its scale stream
+ * (-1 if not quantised). */
 static int plan_st_file(qs_plan *p, size_t fi, int64_t *tstream, int64_t *sstream, qs_error *err)
 {
 	qs_srcfile *f = &p->files[fi];
@@ -464,8 +447,8 @@ static int plan_st_file(qs_plan *p, size_t fi, int64_t *tstream, int64_t *sstrea
 	for (size_t j = 0; j < f->st.n; j++) {
 		const qs_st_tensor *t = &f->st.t[j];
 		uint64_t nbytes = t->end - t->begin;
-		int linear, finite = 1, fmt = qs_fmt_from_dtype(t->dtype);
-		const char *why = why_not(f, t, &linear);
+		int finite = 1, fmt = qs_fmt_from_dtype(t->dtype);
+		const char *why = why_not(f, t);
 		const qs_fmtinfo *fi2 = qs_fmt_info(fmt);
 		uint32_t *scales = NULL;
 		sstream[j] = -1;
@@ -552,9 +535,6 @@ static json_t *shape_json(const uint64_t *shape, int ndim)
 	return a;
 }
 
-/* Header bytes (8-byte length + JSON padded to a multiple of 8) of an INT8
- * safetensors file laid out like the reference writer: largest dtype first,
- * then by name, so every tensor is naturally aligned. */
 static void add_json(qs_strbuf *b, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
@@ -566,8 +546,11 @@ static void add_json(qs_strbuf *b, json_t *j)
 	free(s);
 }
 
-/* The JSON is written entry by entry (one small tree at a time) so that a
- * file with 100,000 tensors does not build one huge tree. */
+/* Header bytes (8-byte length + JSON padded to a multiple of 8) of an INT8
+ * safetensors file laid out like the reference writer: largest dtype first,
+ * then by name, so every tensor is naturally aligned.  The JSON is written
+ * entry by entry (one small tree at a time) so that a file with 100,000
+ * tensors does not build one huge tree. */
 static uint8_t *i8_header(const qs_st_file *st, i8ent *e, size_t n, uint64_t *hlen, uint64_t *data)
 {
 	qs_strbuf b = { 0 };

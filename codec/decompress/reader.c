@@ -31,21 +31,6 @@ struct qs_reader {
 	size_t have_len;
 };
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -89,7 +74,7 @@ static int load_index(qs_container *c, uint64_t size, qs_error *err)
 	const char *p = c->path;
 	if (size < QS_HEADER_SIZE + QS_TRAILER_SIZE)
 		return qs_fail(err, EIO, "%s: not a qstore container (%llu bytes: truncated)", p, (unsigned long long)size);
-	if (pread_full(c->fd, hd, sizeof(hd), 0) || pread_full(c->fd, tr, sizeof(tr), size - QS_TRAILER_SIZE))
+	if (qs_pread_full(c->fd, hd, sizeof(hd), 0) || qs_pread_full(c->fd, tr, sizeof(tr), size - QS_TRAILER_SIZE))
 		return qs_fail(err, EIO, "%s: read error: %s", p, strerror(errno));
 	if (memcmp(hd, QS_HEADER_MAGIC, 8))
 		return qs_fail(err, EINVAL, "%s: not a qstore container (bad magic)", p);
@@ -120,7 +105,7 @@ static int load_index(qs_container *c, uint64_t size, qs_error *err)
 		qs_fail(err, ENOMEM, "%s: out of memory for a %llu-byte index", p, (unsigned long long)ilen);
 		goto out;
 	}
-	if (pread_full(c->fd, idx, ilen, moff)) {
+	if (qs_pread_full(c->fd, idx, ilen, moff)) {
 		qs_fail(err, EIO, "%s: read error in the index", p);
 		goto out;
 	}
@@ -280,7 +265,7 @@ static const uint8_t *decode_chunk(qs_reader *r, uint64_t si, uint64_t k, int fa
 	size_t ne = (size_t)(s->elems - e0 < s->chunk_elems ? s->elems - e0 : s->chunk_elems);
 	int quant = s->kind == QS_STREAM_QUANT;
 	size_t rlen = ch->len_a + (quant && face == QS_FACE_HIGH ? ch->len_b : 0);
-	int e = pread_full(r->c->fd, r->part, rlen, ch->off);
+	int e = qs_pread_full(r->c->fd, r->part, rlen, ch->off);
 	if (e) {
 		qs_fail(err, EIO, "%s: file '%s': tensor '%s': chunk %llu: backing read error: %s", r->c->path,
 			file ? file : "-", s->name, (unsigned long long)k, strerror(-e));

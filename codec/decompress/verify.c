@@ -80,6 +80,11 @@ long qs_verify(qs_container *c, qs_report_fn fn, void *ctx, qs_error *err)
 
 /* ---- unpack ------------------------------------------------------------ */
 
+static int fd_sink(void *ctx, const uint8_t *p, size_t n)
+{
+	return qs_write_full(*(int *)ctx, p, n);
+}
+
 static int mkdirs(char *path)
 {
 	for (char *s = path + 1; *s; s++) {
@@ -94,20 +99,6 @@ static int mkdirs(char *path)
 	return 0;
 }
 
-static int fd_sink(void *ctx, const uint8_t *p, size_t n)
-{
-	int fd = *(int *)ctx;
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
 {

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "halfcast.h"
+
 enum { BF16, F16, F32 };
 static int dtype = BF16, esz = 2;
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -47,31 +49,6 @@ static double pow2_8(int k)
 	return v;
 }
 
-static uint16_t f32_to_bf16(float f)
-{
-	uint32_t b;
-	memcpy(&b, &f, 4);
-	return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
-}
-static uint16_t f32_to_f16(float f)
-{
-	uint32_t b; memcpy(&b, &f, 4);
-	uint32_t s = (b >> 16) & 0x8000, e = (b >> 23) & 0xff, m = b & 0x7fffff;
-	if (e == 0xff) return (uint16_t)(s | 0x7c00 | (m ? 0x200 : 0));
-	int E = (int)e - 127 + 15;
-	if (E >= 31) return (uint16_t)(s | 0x7c00);
-	if (E <= 0) {
-		if (E < -10) return (uint16_t)s;
-		m |= 0x800000;
-		int sh = 14 - E;
-		uint32_t h = m >> sh, rem = m & ((1u << sh) - 1), half = 1u << (sh - 1);
-		if (rem > half || (rem == half && (h & 1))) h++;
-		return (uint16_t)(s | h);
-	}
-	uint32_t h = (uint32_t)E << 10 | m >> 13, rem = m & 0x1fff;
-	if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-	return (uint16_t)(s | h);
-}
 static void put(uint8_t *p, float v)
 {
 	if (dtype == F32) memcpy(p, &v, 4);

@@ -14,6 +14,7 @@
 
 #include "qstore.h"
 #include "testutil.h"
+#include "../tools/halfcast.h"
 #include "../../codec/common/floatfmt.h"
 #include "../../codec/common/safetensors.h"
 
@@ -39,12 +40,10 @@ static uint8_t *weights(const char *dtype, uint64_t rows, uint64_t cols, int spe
 		double sc = 0.02 * (1 + 3 * (double)(rnd() % 100) / 100);
 		for (uint64_t c = 0; c < cols; c++) {
 			float v = (float)(gauss() * sc);
-			uint32_t b;
-			memcpy(&b, &v, 4);
-			uint32_t x = f->esize == 4 ? b : f->fmt == QS_FMT_BF16 ? (b + 0x7fff + ((b >> 16) & 1)) >> 16
-				: (uint32_t)((b >> 16 & 0x8000) | (((b >> 23 & 0xff) - 112) << 10 & 0x7c00) | (b >> 13 & 0x3ff));
-			if (f->fmt == QS_FMT_F16 && !((b >> 23 & 0xff) > 112))
-				x = b >> 16 & 0x8000;    /* tiny: signed zero */
+			uint32_t x;
+			memcpy(&x, &v, 4);
+			if (f->esize == 2)
+				x = f->fmt == QS_FMT_BF16 ? f32_to_bf16(v) : f32_to_f16(v);
 			if (special && r == 1)
 				x = c % 2 ? 1u << (f->esize * 8 - 1) : 0;   /* a row of +-0 */
 			if (special && r == 2 && c < 3)
@@ -124,19 +123,26 @@ static char *pack_it(const char *src, int threads, size_t chunk)
 	return out;
 }
 
+/* the source file behind high view file I */
+static uint8_t *source_of(qs_container *c, const char *src, size_t i, size_t *n)
+{
+	qs_file_info fi;
+	char path[4200];
+	qs_file_get(c, QS_VIEW_HIGH, i, &fi);
+	snprintf(path, sizeof(path), "%s/%s", src, fi.path);
+	uint8_t *d = tt_read(path, n);
+	assert_non_null(d);
+	assert_int_equal(fi.size, *n);
+	return d;
+}
+
 static void check_high_view(qs_container *c, const char *src)
 {
 	qs_reader *r = qs_reader_new(c);
 	qs_error e;
 	for (size_t i = 0; i < qs_file_count(c, QS_VIEW_HIGH); i++) {
-		qs_file_info fi;
-		char path[4200];
 		size_t n;
-		qs_file_get(c, QS_VIEW_HIGH, i, &fi);
-		snprintf(path, sizeof(path), "%s/%s", src, fi.path);
-		uint8_t *orig = tt_read(path, &n), *buf = malloc(n + 64);
-		assert_non_null(orig);
-		assert_int_equal(fi.size, n);
+		uint8_t *orig = source_of(c, src, i, &n), *buf = malloc(n + 64);
 		assert_int_equal(qs_read(r, QS_VIEW_HIGH, i, 0, buf, n + 64, &e), (ssize_t)n);
 		assert_memory_equal(buf, orig, n);
 		for (int k = 0; k < 300 && n; k++) {
@@ -352,12 +358,8 @@ static void test_damage(void **state)
 			qs_reader *r = qs_reader_new(c);
 			/* any successful read must still return the original bytes */
 			for (size_t i = 0; i < qs_file_count(c, QS_VIEW_HIGH); i++) {
-				qs_file_info fi;
-				char p[4200];
 				size_t on;
-				qs_file_get(c, QS_VIEW_HIGH, i, &fi);
-				snprintf(p, sizeof(p), "%s/%s", src, fi.path);
-				uint8_t *o = tt_read(p, &on), *buf = malloc(on + 1);
+				uint8_t *o = source_of(c, src, i, &on), *buf = malloc(on + 1);
 				for (uint64_t off = 0; off < on; off += 4096) {
 					ssize_t got = qs_read(r, QS_VIEW_HIGH, i, off, buf, 4096, &e);
 					if (got < 0) {
