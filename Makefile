@@ -14,7 +14,9 @@ CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c
 HDRS    := $(wildcard include/*.h codec/*/*.h)
 TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench
 
-.PHONY: all deps check test test-unit test-cli test-asan demo bench clean golden
+.PHONY: all deps check test test-unit test-cli test-asan demo bench clean golden test-big
+# keep objects of the unit tests between runs
+.SECONDARY:
 
 all: $(B)/libqstore.a $(B)/qstore $(TOOLS)
 
