@@ -18,7 +18,7 @@ TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench
 # keep objects of the unit tests between runs
 .SECONDARY:
 
-all: $(B)/libqstore.a $(B)/qstore $(TOOLS)
+all: $(B)/libqstore.a $(B)/qstore $(B)/qstorefs $(TOOLS)
 
 # ---- the library and the CLI (normal and sanitizer builds) ---------------
 $(B)/obj/%.o: %.c $(HDRS)
@@ -107,3 +107,18 @@ $(B)/qsbench: $(B)/obj/tests/bench/qsbench.o $(B)/libqstore.a
 # a shard above 4 GiB; needs ~10 GB of disk, not part of make check
 test-big: all
 	@QSTORE=$(abspath $(B))/qstore GENMODEL=$(abspath $(B))/genmodel QS_BIG=1 bash -c 'cd tests/cli && bash test_bigshard.sh'
+
+# ---- the FUSE daemon ------------------------------------------------------------
+FS_SRC  := $(wildcard fs/*.c)
+FS_LIBS := $(shell pkg-config --libs fuse3 liburing libsystemd 2>/dev/null)
+FS_CFLAGS := $(shell pkg-config --cflags fuse3 liburing libsystemd 2>/dev/null)
+$(B)/obj/fs/%.o: fs/%.c $(HDRS) $(wildcard fs/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
+$(B)/asan/fs/%.o: fs/%.c $(HDRS) $(wildcard fs/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
+$(B)/qstorefs: $(FS_SRC:%.c=$(B)/obj/%.o) $(B)/libqstore.a
+	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(FS_LIBS) $(LIBS)
+$(B)/asan/qstorefs: $(FS_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libqstore.a
+	$(CC) $(BASE) $(SAN) -o $@ $^ $(FS_LIBS) $(LIBS)

@@ -67,6 +67,7 @@ typedef struct qs_file_info {
 	const char *path;         /* relative path, '/'-separated, validated */
 	uint64_t size;
 	uint8_t sha256[32];       /* recorded at pack time */
+	int has_sha256;           /* 0 for files built at open (qs_add_merged) */
 } qs_file_info;
 
 typedef struct qs_tensor_info {
@@ -125,6 +126,47 @@ long qs_verify(qs_container *c, qs_report_fn report, void *ctx, qs_error *err);
 /* Write every file of VIEW into the new directory DIR (it must not exist; the
  * files are written into a temporary sibling that is renamed at the end). */
 int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err);
+
+/* ---- chunk level: for a daemon that caches decoded chunks itself ------- */
+
+/* One piece of a file read: LEN bytes at CHUNK_OFF of the decoded chunk
+ * (stream, face, chunk), landing at FILE_OFF of the file. */
+typedef struct qs_piece {
+	uint32_t stream, face;
+	uint64_t chunk;
+	uint64_t chunk_off, len, file_off;
+} qs_piece;
+
+/* Map [off, off + len) of a file (clamped to its size) onto at most MAX
+ * pieces, in file order; returns how many were written (fewer than needed
+ * when MAX runs out: continue from the last piece's end). */
+size_t qs_map(const qs_container *c, qs_view view, size_t file, uint64_t off, uint64_t len,
+	      qs_piece *out, size_t max);
+/* A key unique to (stream, face, chunk) within this container. */
+uint64_t qs_chunk_key(const qs_container *c, uint32_t stream, uint32_t face, uint64_t chunk);
+uint64_t qs_chunk_decoded_size(const qs_container *c, uint32_t stream, uint32_t face, uint64_t chunk);
+uint64_t qs_max_chunk_bytes(const qs_container *c);
+/* The container bytes [*off, *off + *len) a decode of this chunk face needs
+ * (*len = 0: nothing to read, the data is in memory). */
+void qs_chunk_span(const qs_container *c, uint32_t stream, uint32_t face, uint64_t chunk,
+		   uint64_t *off, size_t *len);
+/* Decode a chunk face from the bytes of its span (read by the caller) into
+ * OUT (qs_chunk_decoded_size bytes), verifying its checksum.  FILE names the
+ * file for the error message.  Returns the decoded size or -1. */
+ssize_t qs_decode_span(qs_reader *r, uint32_t stream, uint32_t face, uint64_t chunk, const void *span,
+		       void *out, const char *file, qs_error *err);
+/* The container's file descriptor (read-only), for callers that read spans
+ * themselves (io_uring).  Owned by the container. */
+int qs_container_fd(const qs_container *c);
+/* Name of the tensor (or file) a stream holds, for messages. */
+const char *qs_stream_label(const qs_container *c, uint32_t stream);
+
+/* Add to VIEW a single safetensors file NAME holding every tensor of the
+ * view's top-level weight files (shards), built in memory from their
+ * headers.  With one weight file, returns its index (it is its own
+ * single-file view) and adds nothing; with none, -1.  Call before creating
+ * readers.  Returns the file index or -1 with *err. */
+ssize_t qs_add_merged(qs_container *c, qs_view view, const char *name, qs_error *err);
 
 /* The manifest of the container as JSON text (for `qstore info --json`);
  * the caller frees it with free(). */

@@ -14,7 +14,8 @@ struct qs_container {
 	qs_index *ix;
 	qs_index own;
 	pthread_mutex_t scale_lock;
-	uint32_t **scales;     /* per stream: decoded row scales (bits), lazily */
+	uint32_t **scales;     /* per stored stream: decoded row scales (bits), lazily */
+	size_t n_scales;
 };
 
 /* Wrap an index that is already in memory (the packer's). */

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "qstore.h"
 
@@ -22,6 +23,8 @@ enum qs_stream_kind {
 	QS_STREAM_BLOB = 0,   /* opaque bytes: headers, config, tokenizer, int tensors */
 	QS_STREAM_FLOAT = 1,  /* a float tensor stored once, exponent-modelled */
 	QS_STREAM_QUANT = 2,  /* INT8 codes + residual rebuilding the float bytes */
+	QS_STREAM_MEM = 3,    /* in memory only, never stored: a generated header
+	                         (the merged single-file views, merged.c) */
 };
 
 enum qs_face {
@@ -43,6 +46,7 @@ typedef struct qs_stream {
 	uint64_t n_chunks;
 	uint64_t cols;         /* QUANT: elements per row */
 	int64_t scale_stream;  /* QUANT: FLOAT stream with one scale per row */
+	uint8_t *mem;          /* MEM: the bytes (owned) */
 } qs_stream;
 
 typedef struct qs_chunk {      /* 32 bytes on disk, see FORMAT.md */
@@ -65,6 +69,7 @@ typedef struct qs_vfile {
 	uint64_t size;
 	uint8_t sha256[32];
 	uint64_t first_extent, n_extents;
+	int derived;           /* built at open (merged.c): no recorded SHA-256 */
 } qs_vfile;
 
 typedef struct qs_tensor {
@@ -137,6 +142,12 @@ int qs_path_ok(const char *path);
 /* Name of the tensor (or file) a stream belongs to, for error messages. */
 const char *qs_stream_name(const qs_index *ix, uint64_t stream);
 /* Index of the file containing extent E in VIEW, or -1 (for messages). */
+
+/* Append a file to view V made of MEM (owned; becomes an in-memory stream)
+ * followed by the extents of files PARTS[k] past their first SKIP[k] bytes.
+ * Returns the new file's index. */
+ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
+			      const size_t *parts, size_t n_parts, const uint64_t *skip, qs_error *err);
 
 /* manifest.c: JSON Lines <-> index (chunks and extents travel as binary
  * tables); one record as a JSON object (for info) */

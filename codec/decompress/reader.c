@@ -49,7 +49,8 @@ static qs_container *container_alloc(const char *path, qs_error *err)
 
 static int alloc_scales(qs_container *c, qs_error *err)
 {
-	c->scales = calloc(c->ix->n_streams ? c->ix->n_streams : 1, sizeof(*c->scales));
+	c->n_scales = c->ix->n_streams;
+	c->scales = calloc(c->n_scales ? c->n_scales : 1, sizeof(*c->scales));
 	return c->scales ? 0 : qs_fail(err, ENOMEM, "%s: out of memory", c->path);
 }
 
@@ -173,7 +174,7 @@ void qs_close(qs_container *c)
 	if (!c)
 		return;
 	if (c->scales)
-		for (size_t i = 0; i < c->ix->n_streams; i++)
+		for (size_t i = 0; i < c->n_scales; i++)
 			free(c->scales[i]);
 	free(c->scales);
 	if (c->owns_index)
@@ -241,6 +242,8 @@ static int decode_bytes(qs_reader *r, const qs_fmtinfo *f, const uint8_t *p, siz
 }
 
 static int chunk_fail(qs_reader *r, uint64_t si, uint64_t k, const char *file, const char *what, qs_error *err)
+	__attribute__((cold));
+static int chunk_fail(qs_reader *r, uint64_t si, uint64_t k, const char *file, const char *what, qs_error *err)
 {
 	return qs_fail(err, EIO, "%s: file '%s': tensor '%s': chunk %llu (#%llu): %s", r->c->path,
 		       file ? file : "-", qs_stream_name(r->c->ix, si), (unsigned long long)k,
@@ -249,71 +252,114 @@ static int chunk_fail(qs_reader *r, uint64_t si, uint64_t k, const char *file, c
 
 static const uint32_t *get_scales(qs_reader *r, uint64_t si, const char *file, qs_error *err);
 
-/* Decode face FACE of chunk K of stream SI into r->out (or r->q). */
-static const uint8_t *decode_chunk(qs_reader *r, uint64_t si, uint64_t k, int face, size_t *len,
-				   const char *file, qs_error *err)
+static size_t chunk_elems_of(const qs_stream *s, uint64_t k)
+{
+	uint64_t e0 = k * s->chunk_elems;
+	return (size_t)(s->elems - e0 < s->chunk_elems ? s->elems - e0 : s->chunk_elems);
+}
+
+void qs_chunk_span(const qs_container *c, uint32_t si, uint32_t face, uint64_t k, uint64_t *off, size_t *len)
+{
+	const qs_stream *s = &c->ix->streams[si];
+	if (s->kind == QS_STREAM_MEM) {
+		*off = 0;
+		*len = 0;
+		return;
+	}
+	const qs_chunk *ch = &c->ix->chunks[s->first_chunk + k];
+	*off = ch->off;
+	*len = ch->len_a + (s->kind == QS_STREAM_QUANT && face == QS_FACE_HIGH ? ch->len_b : 0);
+}
+
+uint64_t qs_chunk_decoded_size(const qs_container *c, uint32_t si, uint32_t face, uint64_t k)
+{
+	const qs_stream *s = &c->ix->streams[si];
+	return chunk_elems_of(s, k) * qs_face_esize(s, (int)face);
+}
+
+uint64_t qs_max_chunk_bytes(const qs_container *c)
+{
+	return c->ix->max_chunk_bytes;
+}
+
+/* Decode face FACE of chunk K of stream SI from SPAN (the bytes of
+ * qs_chunk_span) into OUT, verifying its checksum.  A HIGH decode of a QUANT
+ * chunk decodes the codes into r->q first. */
+static ssize_t decode_span(qs_reader *r, uint64_t si, uint64_t k, int face, const uint8_t *span, uint8_t *out,
+			   const char *file, qs_error *err)
 {
 	const qs_index *ix = r->c->ix;
 	const qs_stream *s = &ix->streams[si];
-	if (r->have && r->have_stream == si && r->have_chunk == k && r->have_face == face) {
-		*len = r->have_len;
-		return face == QS_FACE_Q ? (const uint8_t *)r->q : r->out;
-	}
-	r->have = 0;
-	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
 	uint64_t e0 = k * s->chunk_elems;
-	size_t ne = (size_t)(s->elems - e0 < s->chunk_elems ? s->elems - e0 : s->chunk_elems);
-	int quant = s->kind == QS_STREAM_QUANT;
-	size_t rlen = ch->len_a + (quant && face == QS_FACE_HIGH ? ch->len_b : 0);
-	int e = qs_pread_full(r->c->fd, r->part, rlen, ch->off);
-	if (e) {
-		qs_fail(err, EIO, "%s: file '%s': tensor '%s': chunk %llu: backing read error: %s", r->c->path,
-			file ? file : "-", s->name, (unsigned long long)k, strerror(-e));
-		return NULL;
+	size_t ne = chunk_elems_of(s, k), bytes = ne * s->esize;
+	if (s->kind == QS_STREAM_MEM) {
+		memcpy(out, s->mem + e0, ne);
+		return (ssize_t)ne;
 	}
+	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
 	const qs_fmtinfo *f = qs_fmt_info(s->fmt);
-	if (!quant) {
-		if (decode_bytes(r, f, r->part, ch->len_a, r->out, ne * s->esize)) {
-			chunk_fail(r, si, k, file, "malformed data", err);
-			return NULL;
-		}
-		if (XXH3_64bits(r->out, ne * s->esize) != ch->hash_a) {
-			chunk_fail(r, si, k, file, "checksum mismatch", err);
-			return NULL;
-		}
-		*len = ne * s->esize;
-		goto done;
+	if (s->kind != QS_STREAM_QUANT) {
+		if (decode_bytes(r, f, span, ch->len_a, out, bytes))
+			return chunk_fail(r, si, k, file, "malformed data", err);
+		if (XXH3_64bits(out, bytes) != ch->hash_a)
+			return chunk_fail(r, si, k, file, "checksum mismatch", err);
+		return (ssize_t)bytes;
 	}
-	const uint8_t *pa = r->part;
-	int bad = pa[0] == QS_CODEC_RAW ? decode_bytes(r, NULL, pa, ch->len_a, (uint8_t *)r->q, ne)
-		: pa[0] == QS_CODEC_QCODE ? qs_dec_qcode(r->ds, pa + 1, ch->len_a - 1, r->q, ne) : -1;
-	if (bad || XXH3_64bits(r->q, ne) != ch->hash_a) {
-		chunk_fail(r, si, k, file, bad ? "malformed INT8 codes" : "checksum mismatch in INT8 codes", err);
-		return NULL;
-	}
-	if (face == QS_FACE_Q) {
-		*len = ne;
-		goto done;
-	}
+	int8_t *q = face == QS_FACE_Q ? (int8_t *)out : r->q;
+	int bad = span[0] == QS_CODEC_RAW ? decode_bytes(r, NULL, span, ch->len_a, (uint8_t *)q, ne)
+		: span[0] == QS_CODEC_QCODE ? qs_dec_qcode(r->ds, span + 1, ch->len_a - 1, q, ne) : -1;
+	if (bad || XXH3_64bits(q, ne) != ch->hash_a)
+		return chunk_fail(r, si, k, file, bad ? "malformed INT8 codes" : "checksum mismatch in INT8 codes", err);
+	if (face == QS_FACE_Q)
+		return (ssize_t)ne;
 	const uint32_t *scales = get_scales(r, (uint64_t)s->scale_stream, file, err);
 	if (!scales)
-		return NULL;
-	const uint8_t *pb = r->part + ch->len_a;
-	bad = pb[0] == QS_CODEC_RAW ? decode_bytes(r, NULL, pb, ch->len_b, r->out, ne * s->esize)
-		: pb[0] == QS_CODEC_QRES ? qs_dec_qres(r->ds, f, pb + 1, ch->len_b - 1, r->q, ne, e0, s->cols,
-						       scales + e0 / s->cols, r->out) : -1;
-	if (bad || XXH3_64bits(r->out, ne * s->esize) != ch->hash_b) {
-		chunk_fail(r, si, k, file, bad ? "malformed residual" : "checksum mismatch in residual", err);
+		return -1;
+	const uint8_t *pb = span + ch->len_a;
+	bad = pb[0] == QS_CODEC_RAW ? decode_bytes(r, NULL, pb, ch->len_b, out, bytes)
+		: pb[0] == QS_CODEC_QRES ? qs_dec_qres(r->ds, f, pb + 1, ch->len_b - 1, q, ne, e0, s->cols,
+						       scales + e0 / s->cols, out) : -1;
+	if (bad || XXH3_64bits(out, bytes) != ch->hash_b)
+		return chunk_fail(r, si, k, file, bad ? "malformed residual" : "checksum mismatch in residual", err);
+	return (ssize_t)bytes;
+}
+
+ssize_t qs_decode_span(qs_reader *r, uint32_t stream, uint32_t face, uint64_t chunk, const void *span, void *out,
+		       const char *file, qs_error *err)
+{
+	r->have = 0;   /* scratch buffers may be reused */
+	return decode_span(r, stream, chunk, (int)face, span, out, file, err);
+}
+
+/* Read and decode face FACE of chunk K of stream SI into r->out, keeping the
+ * last chunk for small sequential reads. */
+static const uint8_t *decode_chunk(qs_reader *r, uint64_t si, uint64_t k, int face, size_t *len,
+				   const char *file, qs_error *err)
+{
+	if (r->have && r->have_stream == si && r->have_chunk == k && r->have_face == face) {
+		*len = r->have_len;
+		return r->out;
+	}
+	r->have = 0;
+	uint64_t off;
+	size_t rlen;
+	qs_chunk_span(r->c, (uint32_t)si, (uint32_t)face, k, &off, &rlen);
+	int e = rlen ? qs_pread_full(r->c->fd, r->part, rlen, off) : 0;
+	if (e) {
+		qs_fail(err, EIO, "%s: file '%s': tensor '%s': chunk %llu: backing read error: %s", r->c->path,
+			file ? file : "-", r->c->ix->streams[si].name, (unsigned long long)k, strerror(-e));
 		return NULL;
 	}
-	*len = ne * s->esize;
-done:
+	ssize_t n = decode_span(r, si, k, face, r->part, r->out, file, err);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
 	r->have = 1;
 	r->have_stream = si;
 	r->have_chunk = k;
 	r->have_face = face;
 	r->have_len = *len;
-	return face == QS_FACE_Q ? (const uint8_t *)r->q : r->out;
+	return r->out;
 }
 
 /* Copy LEN bytes at OFF of a face of stream SI into BUF. */

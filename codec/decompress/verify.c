@@ -41,7 +41,7 @@ static int stream_file(qs_container *c, qs_reader *r, qs_view v, size_t i, uint8
 		off += (uint64_t)n;
 	}
 	qs_sha256_final(h, got);
-	return memcmp(got, fi.sha256, 32) ? 1 : 0;
+	return fi.has_sha256 && memcmp(got, fi.sha256, 32) ? 1 : 0;
 }
 
 long qs_verify(qs_container *c, qs_report_fn fn, void *ctx, qs_error *err)

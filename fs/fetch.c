@@ -1,0 +1,327 @@
+/* fetch.c - io_uring backing reads, decoding into the cache, prefetch. */
+#include "fetch.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define BATCH 32          /* chunks read in one io_uring submission */
+#define PREFETCH_QUEUE 256
+
+/* ---- per-thread io_uring and span buffers ---------------------------------- */
+
+static __thread struct io_uring ring;
+static __thread int ring_state;        /* 0 untried, 1 ok, -1 failed: fall back to pread */
+static __thread uint8_t *spans[BATCH];
+static __thread size_t span_cap[BATCH];
+
+static uint8_t *span_buf(int i, size_t len)
+{
+	if (span_cap[i] < len) {
+		uint8_t *p = realloc(spans[i], len);
+		if (!p)
+			return NULL;
+		spans[i] = p;
+		span_cap[i] = len;
+	}
+	return spans[i];
+}
+
+static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Read n spans (offsets off[i], lengths len[i]) of fd into spans[i]; sets
+ * res[i] to 0 or -errno. */
+static void read_spans(int fd, const uint64_t *off, const size_t *len, int n, int *res)
+{
+	if (!ring_state)
+		ring_state = io_uring_queue_init(BATCH, &ring, 0) ? -1 : 1;
+	int pending = 0;
+	for (int i = 0; i < n; i++) {
+		res[i] = 0;
+		if (!len[i])
+			continue;
+		if (ring_state < 0) {
+			res[i] = pread_all(fd, spans[i], len[i], off[i]);
+			continue;
+		}
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_read(sqe, fd, spans[i], (unsigned)len[i], off[i]);
+		io_uring_sqe_set_data64(sqe, (uint64_t)i);
+		pending++;
+	}
+	if (!pending)
+		return;
+	io_uring_submit(&ring);
+	while (pending) {
+		struct io_uring_cqe *cqe;
+		int e = io_uring_wait_cqe(&ring, &cqe);
+		if (e == -EINTR)
+			continue;
+		if (e < 0) {   /* the ring broke: finish with pread */
+			for (int i = 0; i < n; i++)
+				if (len[i])
+					res[i] = pread_all(fd, spans[i], len[i], off[i]);
+			return;
+		}
+		int i = (int)io_uring_cqe_get_data64(cqe);
+		int r = cqe->res;
+		io_uring_cqe_seen(&ring, cqe);
+		pending--;
+		if (r < 0)
+			res[i] = r;
+		else if ((size_t)r < len[i])   /* short read: finish it plainly */
+			res[i] = pread_all(fd, spans[i] + r, len[i] - (size_t)r, off[i] + (uint64_t)r);
+		atomic_fetch_add(&qfs_daemon()->n.backing_bytes, len[i]);
+	}
+}
+
+/* Decode the loaded spans into the entries; publishes each; 0 if all ok. */
+static int decode_all(qfs_model *m, int view, size_t file, const qs_piece *const *p, qfs_entry **e, const int *res, int n)
+{
+	qs_reader *r = qfs_model_reader(m);
+	qs_file_info fi;
+	qs_file_get(m->c, (qs_view)view, file, &fi);
+	int bad = 0;
+	for (int i = 0; i < n; i++) {
+		qs_error err = { 0 };
+		uint64_t t0 = now_ns();
+		ssize_t got = -1;
+		if (res[i])
+			snprintf(err.msg, sizeof(err.msg), "%s: file '%s': tensor '%s': chunk %llu: backing read error: %s",
+				 qs_container_path(m->c), fi.path, qs_stream_label(m->c, p[i]->stream),
+				 (unsigned long long)p[i]->chunk, strerror(-res[i]));
+		else if (!r)
+			snprintf(err.msg, sizeof(err.msg), "%s: out of memory for a reader", qs_container_path(m->c));
+		else
+			got = qs_decode_span(r, p[i]->stream, p[i]->face, p[i]->chunk, spans[i], qfs_entry_data(e[i]),
+					     fi.path, &err);
+		if (got < 0) {
+			qfs_log(QFS_ERR, "%s", err.msg);
+			atomic_fetch_add(&qfs_daemon()->n.errors, 1);
+			bad = 1;
+		} else {
+			atomic_fetch_add(&qfs_daemon()->n.decoded_bytes, (uint64_t)got);
+			atomic_fetch_add(&qfs_daemon()->n.decode_ns, now_ns() - t0);
+		}
+		qfs_cache_publish(qfs_daemon()->cache, e[i], got >= 0);
+	}
+	if (r)
+		qfs_model_reader_done(m, r);
+	return bad ? -1 : 0;
+}
+
+/* Load entries e[0..n) (all owned by the caller, LOADING) for pieces p. */
+static int load(qfs_model *m, int view, size_t file, const qs_piece *const *p, qfs_entry **e, int n)
+{
+	uint64_t off[BATCH];
+	size_t len[BATCH];
+	int res[BATCH];
+	for (int i = 0; i < n; i++) {
+		qs_chunk_span(m->c, p[i]->stream, p[i]->face, p[i]->chunk, &off[i], &len[i]);
+		if (!span_buf(i, len[i] + 1)) {
+			for (int k = 0; k < n; k++)
+				qfs_cache_publish(qfs_daemon()->cache, e[k], 0);
+			return -ENOMEM;
+		}
+	}
+	read_spans(qs_container_fd(m->c), off, len, n, res);
+	return decode_all(m, view, file, p, e, res, n) ? -EIO : 0;
+}
+
+int qfs_fetch(qfs_model *m, int view, size_t file, const qs_piece *p, size_t n, qfs_entry **e)
+{
+	qfs_cache *cache = qfs_daemon()->cache;
+	const qs_piece *todo[BATCH];
+	qfs_entry *todo_e[BATCH];
+	int nt = 0, rc = 0, waiting = 0;
+	/* 1. take what is cached, claim what is missing, skip what others load */
+	for (size_t i = 0; i < n; i++) {
+		int own;
+		const qs_piece *x = &p[i];
+		e[i] = rc ? NULL : qfs_cache_get(cache, m->gen, qs_chunk_key(m->c, x->stream, x->face, x->chunk),
+						 (size_t)qs_chunk_decoded_size(m->c, x->stream, x->face, x->chunk),
+						 QFS_GET_TRY, &own);
+		if (!e[i]) {
+			if (!rc && errno == EAGAIN)
+				waiting = 1;
+			else if (!rc)
+				rc = -ENOMEM;
+			continue;
+		}
+		if (own) {
+			todo[nt] = x;
+			todo_e[nt++] = e[i];
+			if (nt == BATCH) {
+				int r = load(m, view, file, todo, todo_e, nt);
+				rc = rc ? rc : r;
+				nt = 0;
+			}
+		}
+	}
+	/* 2. load ours in one batch of reads: nothing we hold is LOADING after */
+	if (nt) {
+		int r = load(m, view, file, todo, todo_e, nt);
+		rc = rc ? rc : r;
+	}
+	/* 3. now wait for the chunks other threads were loading */
+	for (size_t i = 0; waiting && !rc && i < n; i++) {
+		if (e[i])
+			continue;
+		int own;
+		const qs_piece *x = &p[i];
+		e[i] = qfs_cache_get(cache, m->gen, qs_chunk_key(m->c, x->stream, x->face, x->chunk),
+				     (size_t)qs_chunk_decoded_size(m->c, x->stream, x->face, x->chunk), QFS_GET_WAIT, &own);
+		if (e[i] && own) {
+			const qs_piece *one = x;
+			rc = load(m, view, file, &one, &e[i], 1);   /* its loader failed and dropped it */
+		} else if (!e[i]) {
+			rc = errno == ENOMEM ? -ENOMEM : -EIO;
+		}
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			if (e[i])
+				qfs_cache_put(cache, e[i]);
+		return rc;
+	}
+	return 0;
+}
+
+/* ---- prefetch ----------------------------------------------------------------- */
+
+typedef struct job { qfs_model *m; int view; size_t file; qs_piece p; } job;
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	job q[PREFETCH_QUEUE];
+	size_t head, count;
+	int stop;
+	pthread_t *tid;
+	unsigned n;
+} pf = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void *prefetch_worker(void *arg)
+{
+	(void)arg;
+	qfs_cache *cache = qfs_daemon()->cache;
+	pthread_mutex_lock(&pf.mu);
+	for (;;) {
+		while (!pf.stop && !pf.count)
+			pthread_cond_wait(&pf.cv, &pf.mu);
+		if (pf.stop)
+			break;
+		job j = pf.q[pf.head];
+		pf.head = (pf.head + 1) % PREFETCH_QUEUE;
+		pf.count--;
+		pthread_mutex_unlock(&pf.mu);
+		int own;
+		qfs_entry *e = qfs_cache_get(cache, j.m->gen, qs_chunk_key(j.m->c, j.p.stream, j.p.face, j.p.chunk),
+					     (size_t)qs_chunk_decoded_size(j.m->c, j.p.stream, j.p.face, j.p.chunk),
+					     QFS_GET_PREFETCH, &own);
+		if (e) {
+			const qs_piece *pp = &j.p;
+			load(j.m, j.view, j.file, &pp, &e, 1);
+			qfs_cache_put(cache, e);
+		}
+		qfs_model_unref(j.m);
+		pthread_mutex_lock(&pf.mu);
+	}
+	pthread_mutex_unlock(&pf.mu);
+	for (int i = 0; i < BATCH; i++)
+		free(spans[i]);
+	if (ring_state > 0)
+		io_uring_queue_exit(&ring);
+	return NULL;
+}
+
+int qfs_prefetch_start(unsigned workers)
+{
+	pf.tid = calloc(workers ? workers : 1, sizeof(pthread_t));
+	if (!pf.tid)
+		return -1;
+	for (pf.n = 0; pf.n < workers; pf.n++)
+		if (pthread_create(&pf.tid[pf.n], NULL, prefetch_worker, NULL))
+			return -1;
+	return 0;
+}
+
+void qfs_prefetch_stop(void)
+{
+	pthread_mutex_lock(&pf.mu);
+	pf.stop = 1;
+	pthread_cond_broadcast(&pf.cv);
+	pthread_mutex_unlock(&pf.mu);
+	for (unsigned i = 0; i < pf.n; i++)
+		pthread_join(pf.tid[i], NULL);
+	for (; pf.count; pf.count--, pf.head = (pf.head + 1) % PREFETCH_QUEUE)
+		qfs_model_unref(pf.q[pf.head].m);
+	free(pf.tid);
+}
+
+static void enqueue(qfs_handle *h, const qs_piece *p)
+{
+	pthread_mutex_lock(&pf.mu);
+	if (pf.count < PREFETCH_QUEUE && !pf.stop) {
+		qfs_model_ref(h->m);
+		pf.q[(pf.head + pf.count++) % PREFETCH_QUEUE] = (job){ h->m, h->view, h->file, *p };
+		pthread_cond_signal(&pf.cv);
+	}
+	pthread_mutex_unlock(&pf.mu);
+}
+
+void qfs_after_read(qfs_handle *h, uint64_t off, uint64_t len)
+{
+	uint64_t max = qfs_daemon()->o.prefetch_max, from, to;
+	if (!max || !pf.n)
+		return;
+	pthread_mutex_lock(&h->mu);
+	/* sequential: starts where the last read ended (the kernel's readahead
+	 * may reorder a little, so allow one read's slack behind) */
+	int seq = off <= h->next_off && off + len >= h->next_off;
+	if (seq)
+		h->window = h->window ? (2 * h->window < max ? 2 * h->window : max) : (1u << 20);
+	else
+		h->window = 0, h->prefetched_to = 0;
+	if (off + len > h->next_off || !seq)
+		h->next_off = off + len;
+	from = h->next_off > h->prefetched_to ? h->next_off : h->prefetched_to;
+	to = h->next_off + h->window;
+	if (to > from)
+		h->prefetched_to = to;
+	pthread_mutex_unlock(&h->mu);
+	if (to <= from)
+		return;
+	qs_piece p[64];
+	size_t n = qs_map(h->m->c, (qs_view)h->view, h->file, from, to - from, p, 64);
+	for (size_t i = 0; i < n; i++)
+		if (!i || p[i].chunk != p[i - 1].chunk || p[i].stream != p[i - 1].stream)
+			enqueue(h, &p[i]);
+}
