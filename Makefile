@@ -14,7 +14,7 @@ CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c
 HDRS    := $(wildcard include/*.h codec/*/*.h)
 TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench
 
-.PHONY: all deps check test test-unit test-cli test-asan demo bench clean golden test-big
+.PHONY: all deps check test test-unit test-cli test-fs test-asan demo bench clean golden test-big
 # keep objects of the unit tests between runs
 .SECONDARY:
 
@@ -78,11 +78,19 @@ CLI_ENV = GENMODEL=$(B)/genmodel QS_PYTHON=$(if $(wildcard $(B)/venv/bin/python)
 test-cli: all
 	@QSTORE=$(B)/qstore $(CLI_ENV) tests/cli/run-all.sh
 
-test-asan: $(B)/asan/qstore $(UNIT_ASAN) $(TOOLS)
+test-asan: $(B)/asan/qstore $(B)/asan/qstorefs $(UNIT_ASAN) $(TOOLS)
 	@set -e; for t in $(UNIT_ASAN); do echo "== $$t (ASan+UBSan)"; $$t; done
 	@QSTORE=$(B)/asan/qstore $(CLI_ENV) QS_QUICK=1 tests/cli/run-all.sh
+	@echo "== fs/ (real FUSE mounts, qstorefs under ASan+UBSan)"
+	@QS_BUILD=$(abspath $(B)) QSTOREFS=$(abspath $(B))/asan/qstorefs QS_ASAN=1 $(PYTEST) tests/fs
 
-test: test-unit test-cli test-asan
+# real FUSE mounts (needs /dev/fuse and fusermount3)
+PYTEST = $(B)/venv/bin/python -m pytest -q -p no:cacheprovider
+test-fs: all
+	@echo "== fs/ (real FUSE mounts)"
+	@QS_BUILD=$(abspath $(B)) $(PYTEST) tests/fs
+
+test: test-unit test-cli test-fs test-asan
 
 check: deps
 	$(MAKE) all

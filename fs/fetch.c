@@ -17,21 +17,48 @@
 
 /* ---- per-thread io_uring and span buffers ---------------------------------- */
 
-static __thread struct io_uring ring;
-static __thread int ring_state;        /* 0 untried, 1 ok, -1 failed: fall back to pread */
-static __thread uint8_t *spans[BATCH];
-static __thread size_t span_cap[BATCH];
+/* One per thread (FUSE's and ours), freed when the thread exits. */
+typedef struct tstate {
+	struct io_uring ring;
+	int ring_state;            /* 0 untried, 1 ok, -1 failed: fall back to pread */
+	uint8_t *spans[BATCH];
+	size_t cap[BATCH];
+} tstate;
 
-static uint8_t *span_buf(int i, size_t len)
+static pthread_key_t tkey;
+static pthread_once_t tonce = PTHREAD_ONCE_INIT;
+
+static void tstate_free(void *p)
 {
-	if (span_cap[i] < len) {
-		uint8_t *p = realloc(spans[i], len);
+	tstate *t = p;
+	for (int i = 0; i < BATCH; i++)
+		free(t->spans[i]);
+	if (t->ring_state > 0)
+		io_uring_queue_exit(&t->ring);
+	free(t);
+}
+
+static void tkey_make(void) { pthread_key_create(&tkey, tstate_free); }
+
+static tstate *me(void)
+{
+	pthread_once(&tonce, tkey_make);
+	tstate *t = pthread_getspecific(tkey);
+	if (!t && (t = calloc(1, sizeof(*t))))
+		pthread_setspecific(tkey, t);
+	return t;
+}
+
+static uint8_t *span_buf(tstate *t, int i, size_t len)
+{
+	if (t->cap[i] < len) {
+		uint8_t *p = realloc(t->spans[i], len);
 		if (!p)
 			return NULL;
-		spans[i] = p;
-		span_cap[i] = len;
+		t->spans[i] = p;
+		t->cap[i] = len;
 	}
-	return spans[i];
+	return t->spans[i];
 }
 
 static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
@@ -58,30 +85,32 @@ static uint64_t now_ns(void)
 
 /* Read n spans (offsets off[i], lengths len[i]) of fd into spans[i]; sets
  * res[i] to 0 or -errno. */
-static void read_spans(int fd, const uint64_t *off, const size_t *len, int n, int *res)
+static void read_spans(tstate *t, int fd, const uint64_t *off, const size_t *len, int n, int *res)
 {
-	if (!ring_state)
-		ring_state = io_uring_queue_init(BATCH, &ring, 0) ? -1 : 1;
+	uint8_t **spans = t->spans;
+	struct io_uring *ring = &t->ring;
+	if (!t->ring_state)
+		t->ring_state = io_uring_queue_init(BATCH, ring, 0) ? -1 : 1;
 	int pending = 0;
 	for (int i = 0; i < n; i++) {
 		res[i] = 0;
 		if (!len[i])
 			continue;
-		if (ring_state < 0) {
+		if (t->ring_state < 0) {
 			res[i] = pread_all(fd, spans[i], len[i], off[i]);
 			continue;
 		}
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 		io_uring_prep_read(sqe, fd, spans[i], (unsigned)len[i], off[i]);
 		io_uring_sqe_set_data64(sqe, (uint64_t)i);
 		pending++;
 	}
 	if (!pending)
 		return;
-	io_uring_submit(&ring);
+	io_uring_submit(ring);
 	while (pending) {
 		struct io_uring_cqe *cqe;
-		int e = io_uring_wait_cqe(&ring, &cqe);
+		int e = io_uring_wait_cqe(ring, &cqe);
 		if (e == -EINTR)
 			continue;
 		if (e < 0) {   /* the ring broke: finish with pread */
@@ -92,7 +121,7 @@ static void read_spans(int fd, const uint64_t *off, const size_t *len, int n, in
 		}
 		int i = (int)io_uring_cqe_get_data64(cqe);
 		int r = cqe->res;
-		io_uring_cqe_seen(&ring, cqe);
+		io_uring_cqe_seen(ring, cqe);
 		pending--;
 		if (r < 0)
 			res[i] = r;
@@ -103,7 +132,8 @@ static void read_spans(int fd, const uint64_t *off, const size_t *len, int n, in
 }
 
 /* Decode the loaded spans into the entries; publishes each; 0 if all ok. */
-static int decode_all(qfs_model *m, int view, size_t file, const qs_piece *const *p, qfs_entry **e, const int *res, int n)
+static int decode_all(tstate *t, qfs_model *m, int view, size_t file, const qs_piece *const *p, qfs_entry **e,
+		      const int *res, int n)
 {
 	qs_reader *r = qfs_model_reader(m);
 	qs_file_info fi;
@@ -120,7 +150,7 @@ static int decode_all(qfs_model *m, int view, size_t file, const qs_piece *const
 		else if (!r)
 			snprintf(err.msg, sizeof(err.msg), "%s: out of memory for a reader", qs_container_path(m->c));
 		else
-			got = qs_decode_span(r, p[i]->stream, p[i]->face, p[i]->chunk, spans[i], qfs_entry_data(e[i]),
+			got = qs_decode_span(r, p[i]->stream, p[i]->face, p[i]->chunk, t->spans[i], qfs_entry_data(e[i]),
 					     fi.path, &err);
 		if (got < 0) {
 			qfs_log(QFS_ERR, "%s", err.msg);
@@ -143,16 +173,17 @@ static int load(qfs_model *m, int view, size_t file, const qs_piece *const *p, q
 	uint64_t off[BATCH];
 	size_t len[BATCH];
 	int res[BATCH];
+	tstate *t = me();
 	for (int i = 0; i < n; i++) {
 		qs_chunk_span(m->c, p[i]->stream, p[i]->face, p[i]->chunk, &off[i], &len[i]);
-		if (!span_buf(i, len[i] + 1)) {
+		if (!t || !span_buf(t, i, len[i] + 1)) {
 			for (int k = 0; k < n; k++)
 				qfs_cache_publish(qfs_daemon()->cache, e[k], 0);
 			return -ENOMEM;
 		}
 	}
-	read_spans(qs_container_fd(m->c), off, len, n, res);
-	return decode_all(m, view, file, p, e, res, n) ? -EIO : 0;
+	read_spans(t, qs_container_fd(m->c), off, len, n, res);
+	return decode_all(t, m, view, file, p, e, res, n) ? -EIO : 0;
 }
 
 int qfs_fetch(qfs_model *m, int view, size_t file, const qs_piece *p, size_t n, qfs_entry **e)
@@ -255,10 +286,6 @@ static void *prefetch_worker(void *arg)
 		pthread_mutex_lock(&pf.mu);
 	}
 	pthread_mutex_unlock(&pf.mu);
-	for (int i = 0; i < BATCH; i++)
-		free(spans[i]);
-	if (ring_state > 0)
-		io_uring_queue_exit(&ring);
 	return NULL;
 }
 

@@ -239,7 +239,7 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, cmd.max_threads ? cmd.max_threads : 16);
 	fuse_loop_cfg_set_clone_fd(lc, 0);
-	rc = fuse_session_loop_mt(D.se, lc) ? 1 : 0;
+	rc = fuse_session_loop_mt(D.se, lc) < 0 ? 1 : 0;   /* > 0: stopped by a signal: clean */
 	fuse_loop_cfg_destroy(lc);
 	sd_notify(0, "STOPPING=1");
 	watcher_stop = 1;

@@ -159,7 +159,8 @@ static qfs_node *dir_for(qfs_node *top, qfs_model *m, const char *keyprefix, con
 
 static void sort_tree(qfs_node *d)
 {
-	qsort(d->kids, d->n_kids, sizeof(uint64_t), cmp_kid);
+	if (d->n_kids)
+		qsort(d->kids, d->n_kids, sizeof(uint64_t), cmp_kid);
 	for (size_t i = 0; i < d->n_kids; i++) {
 		qfs_node *k = qfs_ns_node(d->kids[i]);
 		if (k->is_dir)
@@ -373,7 +374,8 @@ void qfs_ns_rescan(void)
 		free(path);
 	}
 	closedir(dir);
-	qsort(now, n_now, sizeof(*now), cmp_model);
+	if (n_now)
+		qsort(now, n_now, sizeof(*now), cmp_model);
 
 	/* 2. swap the trees under the write lock */
 	char **changed = calloc(n_models + n_now + 1, sizeof(char *));
@@ -429,7 +431,8 @@ void qfs_ns_rescan(void)
 		add_kid(root, top);
 	}
 	free(kids);
-	qsort(root->kids, root->n_kids, sizeof(uint64_t), cmp_kid);
+	if (root->n_kids)
+		qsort(root->kids, root->n_kids, sizeof(uint64_t), cmp_kid);
 	qfs_model **old = models;
 	size_t n_old = n_models;
 	models = now;

@@ -3,7 +3,7 @@
 # build/ (idempotent: a stamp file records what was installed).
 set -eu
 venv=$1
-want="safetensors==0.7.0 numpy==2.3.5"
+want="safetensors==0.7.0 numpy==2.3.5 pytest==8.4.2"
 stamp="$venv/.qstore-stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 	echo "deps: python venv $venv up to date"
