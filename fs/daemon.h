@@ -20,6 +20,8 @@ typedef struct qfs_options {
 	unsigned workers;          /* -o workers=: prefetch threads */
 	unsigned readahead_kb;     /* -o readahead_kb=: kernel readahead of the mount */
 	unsigned max_threads;      /* FUSE request threads */
+	uint64_t ceiling;          /* -o ceiling=: size of /.qstorefs/ceiling, a file of
+	                              zeros served from memory (measures FUSE alone) */
 } qfs_options;
 
 typedef struct qfs_counters {

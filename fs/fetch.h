@@ -21,6 +21,7 @@ typedef struct qfs_handle {
 	uint64_t next_off;         /* where a sequential read would start */
 	uint64_t window;           /* current prefetch window in bytes */
 	uint64_t prefetched_to;    /* prefetch issued up to here */
+	int ceiling;               /* /.qstorefs/ceiling */
 	char *text;                /* the stats file: its snapshot */
 	size_t text_len;
 } qfs_handle;

@@ -38,7 +38,7 @@ static volatile sig_atomic_t watcher_stop;
 /* ---- options ---------------------------------------------------------------- */
 
 struct cfg {
-	char *cache_size, *prefetch_max, *log_level;
+	char *cache_size, *prefetch_max, *log_level, *ceiling;
 	unsigned workers, readahead_kb;
 	char *backing;
 	int n_nonopt;
@@ -47,7 +47,7 @@ struct cfg {
 #define OPT(t, p) { t, offsetof(struct cfg, p), 1 }
 static const struct fuse_opt qfs_opts[] = {
 	OPT("cache_size=%s", cache_size), OPT("prefetch_max=%s", prefetch_max), OPT("log_level=%s", log_level),
-	OPT("workers=%u", workers), OPT("readahead_kb=%u", readahead_kb), FUSE_OPT_END
+	OPT("workers=%u", workers), OPT("readahead_kb=%u", readahead_kb), OPT("ceiling=%s", ceiling), FUSE_OPT_END
 };
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
@@ -87,7 +87,9 @@ static void usage(const char *prog)
 	       "    -o prefetch_max=BYTES   largest sequential prefetch window (default 64M; 0 = off)\n"
 	       "    -o workers=N            prefetch threads (default: number of CPUs)\n"
 	       "    -o readahead_kb=N       kernel readahead of the mount (default 4096)\n"
-	       "    -o log_level=LEVEL      error, warning, info (default) or debug\n\n", prog);
+	       "    -o log_level=LEVEL      error, warning, info (default) or debug\n"
+	       "    -o ceiling=BYTES        add /.qstorefs/ceiling, zeros served from memory, to\n"
+	       "                            measure what FUSE alone delivers (benchmarks)\n\n", prog);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -180,7 +182,8 @@ int main(int argc, char *argv[])
 	if (cfg.workers)
 		D.o.workers = cfg.workers;
 	if ((cfg.cache_size && parse_bytes("cache_size", cfg.cache_size, &D.o.cache_size))
-	    || (cfg.prefetch_max && parse_bytes("prefetch_max", cfg.prefetch_max, &D.o.prefetch_max)))
+	    || (cfg.prefetch_max && parse_bytes("prefetch_max", cfg.prefetch_max, &D.o.prefetch_max))
+	    || (cfg.ceiling && parse_bytes("ceiling", cfg.ceiling, &D.o.ceiling)))
 		return 2;
 	if (D.o.cache_size < (16u << 20)) {
 		fprintf(stderr, "qstorefs: cache_size must be at least 16M (it holds whole decoded chunks)\n");
@@ -262,6 +265,7 @@ out:
 	free(cfg.cache_size);
 	free(cfg.prefetch_max);
 	free(cfg.log_level);
+	free(cfg.ceiling);
 	fuse_opt_free_args(&args);
 	return rc;
 }

@@ -17,7 +17,7 @@ pthread_rwlock_t qfs_ns_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 #define NBUCKETS (1 << 14)
 static qfs_node *table[NBUCKETS];
-static qfs_node *root, *meta, *stats;
+static qfs_node *root, *meta, *stats, *ceiling;
 static qfs_model **models;          /* current versions, sorted by name */
 static size_t n_models;
 static pthread_mutex_t rescan_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -48,7 +48,7 @@ static uint64_t hash_str(uint64_t h, const char *s)
 static qfs_node *new_node(uint64_t id, const char *key, const char *name, int is_dir, qfs_model *m)
 {
 	uint64_t ino = hash_str(id ^ 0xcbf29ce484222325ull, key) & 0x7fffffffffffffffull;
-	while (ino <= QFS_INO_STATS || qfs_ns_node(ino))
+	while (ino <= QFS_INO_CEILING || qfs_ns_node(ino))
 		ino = (ino + 1) & 0x7fffffffffffffffull;
 	qfs_node *n = calloc(1, sizeof(*n));
 	if (!n || !(n->name = strdup(name))) {
@@ -230,7 +230,7 @@ static void retire(qfs_node *n)
 			n->kids[keep++] = n->kids[i];
 	}
 	n->n_kids = keep;
-	if (!atomic_load(&n->nlookup) && n->ino > QFS_INO_STATS)
+	if (!atomic_load(&n->nlookup) && n->ino > QFS_INO_CEILING)
 		free_node(n);
 }
 
@@ -238,7 +238,7 @@ void qfs_ns_forget(uint64_t ino, uint64_t nlookup)
 {
 	pthread_rwlock_rdlock(&qfs_ns_lock);
 	qfs_node *n = qfs_ns_node(ino);
-	int dead = n && atomic_fetch_sub(&n->nlookup, nlookup) == nlookup && !n->live && ino > QFS_INO_STATS;
+	int dead = n && atomic_fetch_sub(&n->nlookup, nlookup) == nlookup && !n->live && ino > QFS_INO_CEILING;
 	pthread_rwlock_unlock(&qfs_ns_lock);
 	if (dead) {
 		pthread_rwlock_wrlock(&qfs_ns_lock);
@@ -290,7 +290,21 @@ int qfs_ns_init(void)
 		n->hnext = *bucket(n->ino);
 		*bucket(n->ino) = n;
 	}
-	return add_kid(meta, stats);
+	if (add_kid(meta, stats))
+		return -1;
+	uint64_t csize = qfs_daemon()->o.ceiling;
+	if (csize) {
+		ceiling = calloc(1, sizeof(*ceiling));
+		if (!ceiling)
+			return -1;
+		*ceiling = (qfs_node){ .ino = QFS_INO_CEILING, .name = strdup("ceiling"), .live = 1, .file = -1,
+				       .size = csize };
+		ceiling->hnext = *bucket(ceiling->ino);
+		*bucket(ceiling->ino) = ceiling;
+		if (add_kid(meta, ceiling))
+			return -1;
+	}
+	return 0;
 }
 
 static int cmp_model(const void *a, const void *b)

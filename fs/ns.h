@@ -21,6 +21,7 @@
 #define QFS_INO_ROOT 1
 #define QFS_INO_META 2      /* /.qstorefs */
 #define QFS_INO_STATS 3     /* /.qstorefs/stats */
+#define QFS_INO_CEILING 4   /* /.qstorefs/ceiling (only with -o ceiling=) */
 
 typedef struct qfs_node {
 	uint64_t ino;

@@ -172,6 +172,8 @@ static void qfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (ino == QFS_INO_STATS) {
 		h->text = stats_json(&h->text_len);
 		fi->direct_io = 1;   /* its size is only known now */
+	} else if (ino == QFS_INO_CEILING) {
+		h->ceiling = 1;
 	} else {
 		pthread_rwlock_rdlock(&qfs_ns_lock);
 		qfs_node *n = qfs_ns_node(ino);
@@ -259,6 +261,12 @@ static void qfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	if (h->text) {
 		size_t o = (size_t)off < h->text_len ? (size_t)off : h->text_len;
 		fuse_reply_buf(req, h->text + o, size < h->text_len - o ? size : h->text_len - o);
+		return;
+	}
+	if (h->ceiling) {   /* zeros from memory: the same FUSE path, no decoding */
+		static const char zeros[1 << 20];
+		uint64_t left = d->o.ceiling > (uint64_t)off ? d->o.ceiling - (uint64_t)off : 0;
+		fuse_reply_buf(req, zeros, size < left ? (size < sizeof(zeros) ? size : sizeof(zeros)) : left);
 		return;
 	}
 	qs_piece p[MAX_PIECES];

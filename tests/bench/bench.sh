@@ -89,3 +89,6 @@ print()
 print("Goals (issue #2): qstore/floor <= 1.02; pack >= 400 MB/s/core; decode BF16 >= 1500 MB/s/core; decode INT8 >= 2000 MB/s/core.")
 PY
 rm -f "$W/hi.bin" "$W/lo.bin" "$W/hi.zst" "$W/lo.zst"
+
+# reads through the FUSE daemon (needs /dev/fuse)
+"$B/venv/bin/python" "$(dirname "$0")/fsbench.py" "$B" "$W"

@@ -1,0 +1,150 @@
+"""qstorefs read benchmark (part of `make bench`): one run, one table.
+
+usage: fsbench.py BUILD_DIR WORK_DIR
+
+A >= 500 MB generated BF16 model in 8 shards is packed into WORK_DIR/back;
+every measurement that says "cold" uses a fresh mount (an empty kernel cache
+for the mount's files and an empty daemon cache), with the container itself
+in the page cache, as zstd's input is.
+"""
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fs"))
+
+BUILD, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+os.environ["QS_BUILD"] = BUILD
+import conftest  # noqa: E402  (the Mount helper of the tests)
+
+BLOCK = 1 << 20
+CACHE = "256M"
+rss_peak = [0]
+
+
+def read_file(path, block=BLOCK):
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(block)
+            if not b:
+                return n
+            n += len(b)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    n = fn()
+    return n, time.perf_counter() - t0
+
+
+def watch_rss(m, stop):
+    while not stop.is_set():
+        rss_peak[0] = max(rss_peak[0], m.rss_kib())
+        time.sleep(0.05)
+
+
+def mounted(fn, opts=()):
+    back = os.path.join(WORK, "back")
+    m = conftest.Mount(back, [f"cache_size={CACHE}", *opts])
+    stop = threading.Event()
+    t = threading.Thread(target=watch_rss, args=(m, stop))
+    t.start()
+    try:
+        return fn(m)
+    finally:
+        stop.set()
+        t.join()
+        m.close()
+
+
+def main():
+    src = os.path.join(WORK, "gen8")
+    back = os.path.join(WORK, "back")
+    os.makedirs(back, exist_ok=True)
+    if not os.path.exists(os.path.join(src, "config.json")):
+        conftest.gen(src, "--mb", "520", "--hidden", "1536", "--shards", "8")
+    qst = os.path.join(back, "gen8.qst")
+    if not os.path.exists(qst):
+        conftest.pack(src, qst)
+    shards = sorted(f for f in os.listdir(src) if f.startswith("model-0"))
+    whole = b"".join(open(os.path.join(src, s), "rb").read() for s in shards)
+    plain = os.path.join(WORK, "plain.bin")
+    with open(plain, "wb") as f:
+        f.write(whole)
+    size = len(whole)
+    del whole
+    subprocess.run(["zstd", "-3", "-T1", "-qf", plain, "-o", plain + ".zst"], check=True)
+    read_file(qst)
+    read_file(plain + ".zst")
+    r = {}
+    # zstd -dc of the same bytes, one thread, output discarded
+    t0 = time.perf_counter()
+    subprocess.run(f"zstd -dc -T1 '{plain}.zst' > /dev/null", shell=True, check=True)
+    r["zstd -dc (BF16 bytes, 1 thread)"] = size / (time.perf_counter() - t0)
+    read_file(plain)
+    n, t = timed(lambda: read_file(plain))
+    r["plain file from the page cache"] = n / t
+
+    r["FUSE ceiling (zeros from memory, same settings)"] = mounted(
+        lambda m: (lambda nt: nt[0] / nt[1])(timed(lambda: read_file(m.path(".qstorefs", "ceiling")))),
+        [f"ceiling={size}"])
+
+    def cold_then_warm(m):
+        p = m.path("gen8", "model-bf16.safetensors")
+        n1, t1 = timed(lambda: read_file(p))
+        n2, t2 = timed(lambda: read_file(p))
+        return n1 / t1, n2 / t2
+    r["cold read, BF16 single-file view"], r["warm re-read (kernel cache)"] = mounted(cold_then_warm)
+    r["cold read, INT8 single-file view"] = mounted(
+        lambda m: (lambda nt: nt[0] / nt[1])(timed(lambda: read_file(m.path("gen8", "model-int8.safetensors")))))
+
+    def eight(m):
+        got = [0] * len(shards)   # one slot per thread: no shared counter
+
+        def one(i, s):
+            got[i] = read_file(m.path("gen8", "bf16", s))
+        ts = [threading.Thread(target=one, args=(i, s)) for i, s in enumerate(shards)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return sum(got) / (time.perf_counter() - t0)
+    r["8 readers, 8 shards, cold (aggregate)"] = mounted(eight)
+
+    def random_4k(m):
+        p = m.path("gen8", "model-bf16.safetensors")
+        fd = os.open(p, os.O_RDONLY)
+        rnd = random.Random(7)
+        lat = []
+        for _ in range(2000):
+            off = rnd.randrange(size - 4096) & ~4095
+            t0 = time.perf_counter()
+            os.pread(fd, 4096, off)
+            lat.append(time.perf_counter() - t0)
+        os.close(fd)
+        lat.sort()
+        return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], statistics.mean(lat)
+    p50, p99, mean = mounted(random_4k)
+
+    print(f"\nqstorefs reads: {size / 1e6:.0f} MB generated BF16 model, 8 shards; cache_size={CACHE}; "
+          f"{os.cpu_count()} cores\n")
+    print("| measurement | MB/s |")
+    print("|---|---|")
+    for k, v in r.items():
+        print(f"| {k} | {v / 1e6:.0f} |")
+    print(f"\nrandom 4 KiB preads on a cold mount (2000): p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
+          f"mean {mean * 1e3:.2f} ms")
+    print(f"daemon peak RSS over all runs: {rss_peak[0] / 1024:.0f} MiB (cache_size {CACHE} + 64 MiB allowed)")
+    print("goals (issue #3): cold BF16 >= 1.5 x zstd -dc and >= 1600 MB/s; INT8 cold >= 2000 MB/s; "
+          "warm >= 0.8 x plain page cache; 8 readers >= single reader")
+    os.unlink(plain)
+    os.unlink(plain + ".zst")
+
+
+main()
