@@ -641,21 +641,31 @@ static int plan_i8_st(qs_plan *p, size_t fi, const int64_t *tstream, const int64
 	return rc;
 }
 
-static json_t *quantization_config(const qs_plan *p)
+/* compressed-tensors quantises every Linear module not in `ignore`, so
+ * `ignore` must name each Linear left in float: the 2-D float weights we did
+ * not quantise, and lm_head when it is tied to the embeddings (it is then
+ * absent from the checkpoint but still a Linear module). */
+static json_t *quantization_config(const qs_plan *p, const json_t *config)
 {
 	json_t *ignore = json_array();
+	int lm_head = 0;
 	for (size_t i = 0; i < p->ix.n_tensors; i++) {
 		const qs_tensor *t = &p->ix.tensors[i];
 		size_t l = strlen(t->name);
+		lm_head |= !strcmp(t->name, "lm_head.weight");
 		if (!t->quantized && t->ndim == 2 && l > 7 && !strcmp(t->name + l - 7, ".weight")
 		    && qs_fmt_from_dtype(t->dtype) && !is_embedding(t->name))
 			json_array_append_new(ignore, json_stringn(t->name, l - 7));
 	}
-	return json_pack("{s:s, s:s, s:s, s:{s:{s:[s], s:{s:i, s:s, s:b, s:s, s:b}, s:n, s:n}}, s:o}",
+	if (!lm_head && json_is_true(json_object_get(config, "tie_word_embeddings")))
+		json_array_append_new(ignore, json_string("lm_head"));
+	/* the format is given per group too: loaders infer a group's format
+	 * from its scheme when it is missing, and infer pack-quantized */
+	return json_pack("{s:s, s:s, s:s, s:{s:{s:[s], s:{s:i, s:s, s:b, s:s, s:b}, s:n, s:n, s:s}}, s:o}",
 			 "quant_method", "compressed-tensors", "format", "naive-quantized",
 			 "quantization_status", "compressed", "config_groups", "group_0", "targets", "Linear",
 			 "weights", "num_bits", 8, "type", "int", "symmetric", 1, "strategy", "channel", "dynamic", 0,
-			 "input_activations", "output_activations", "ignore", ignore);
+			 "input_activations", "output_activations", "format", "naive-quantized", "ignore", ignore);
 }
 
 static int add_json_blob(qs_plan *p, const char *rel, json_t *j, size_t flags, qs_error *err)
@@ -799,7 +809,7 @@ int qs_plan_build(qs_plan *p, const char *src, size_t chunk_bytes, qs_error *err
 			continue;
 		if (json_object_size(quantized) && !strcmp(f->rel, "config.json") && (j = load_json_file(f, NULL))
 		    && json_is_object(j)) {
-			json_object_set_new(j, "quantization_config", quantization_config(p));
+			json_object_set_new(j, "quantization_config", quantization_config(p, j));
 			rc = add_json_blob(p, f->rel, j, JSON_INDENT(2), err);
 		} else if (ends_with(f->rel, ".safetensors.index.json") && (j = load_json_file(f, err))) {
 			rc = rewrite_index(p, f, j, quantized, i8data, err);

@@ -3,7 +3,7 @@
 # build/ (idempotent: a stamp file records what was installed).
 set -eu
 venv=$1
-want="safetensors==0.7.0 numpy==2.3.5 pytest==8.4.2"
+want="torch==2.13.0 transformers==5.23.0 compressed-tensors==0.20.0 safetensors==0.8.0 numpy==2.3.5 pytest==8.4.2"
 stamp="$venv/.qstore-stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 	echo "deps: python venv $venv up to date"
