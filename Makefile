@@ -89,6 +89,8 @@ PYTEST = $(B)/venv/bin/python -m pytest -q -p no:cacheprovider
 test-fs: all
 	@echo "== fs/ (real FUSE mounts)"
 	@QS_BUILD=$(abspath $(B)) $(PYTEST) tests/fs
+	@echo "== hf/ (transformers, compressed-tensors and safetensors on the mount)"
+	@QS_BUILD=$(abspath $(B)) QS_MINILM=$(abspath $(B))/minilm $(PYTEST) tests/hf
 
 test: test-unit test-cli test-fs test-asan
 

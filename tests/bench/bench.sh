@@ -92,3 +92,4 @@ rm -f "$W/hi.bin" "$W/lo.bin" "$W/hi.zst" "$W/lo.zst"
 
 # reads through the FUSE daemon (needs /dev/fuse)
 "$B/venv/bin/python" "$(dirname "$0")/fsbench.py" "$B" "$W"
+"$B/venv/bin/python" "$(dirname "$0")/hfbench.py" "$B" "$W"

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fs"))
 
 BUILD, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 os.environ["QS_BUILD"] = BUILD
-import conftest  # noqa: E402  (the Mount helper of the tests)
+import qsmount as conftest  # noqa: E402  (the Mount helper of the tests)
 
 BLOCK = 1 << 20
 CACHE = "256M"

@@ -1,44 +1,12 @@
 """Fixtures for the qstorefs tests: generated models packed into a backing
 directory, and real FUSE mounts under temporary directories that are always
 unmounted, whatever happens in the test."""
-import hashlib
 import os
-import shutil
-import signal
 import subprocess
-import tempfile
-import time
 
 import pytest
 
-BUILD = os.path.abspath(os.environ.get("QS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build")))
-QSTORE = os.environ.get("QSTORE", os.path.join(BUILD, "qstore"))
-QSTOREFS = os.environ.get("QSTOREFS", os.path.join(BUILD, "qstorefs"))
-GENMODEL = os.path.join(BUILD, "genmodel")
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def files_under(root):
-    out = []
-    for d, _, names in os.walk(root):
-        for n in names:
-            out.append(os.path.relpath(os.path.join(d, n), root))
-    return sorted(out)
-
-
-def gen(path, *args):
-    subprocess.run([GENMODEL, path, *args], check=True, stderr=subprocess.DEVNULL)
-
-
-def pack(src, out, *args):
-    subprocess.run([QSTORE, "pack", src, "-o", out, *args], check=True, stdout=subprocess.DEVNULL)
+from qsmount import QSTORE, Mount, gen, pack
 
 
 @pytest.fixture(scope="session")
@@ -65,56 +33,6 @@ def models(tmp_path_factory):
     out["_back"] = str(back)
     out["_root"] = str(root)
     return out
-
-
-class Mount:
-    def __init__(self, back, opts=()):
-        self.back = back
-        self.dir = tempfile.mkdtemp(prefix="qstorefs-mnt.")
-        self.log = tempfile.NamedTemporaryFile(prefix="qstorefs-log.", delete=False)
-        args = [QSTOREFS, back, self.dir, "-f"]
-        for o in opts:
-            args += ["-o", o]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
-        while not os.path.ismount(self.dir):
-            if self.proc.poll() is not None or time.time() > deadline:
-                text = self.log_text()
-                self.close()
-                raise RuntimeError("qstorefs did not mount: " + text)
-            time.sleep(0.02)
-
-    def path(self, *parts):
-        return os.path.join(self.dir, *parts)
-
-    def log_text(self):
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
-
-    def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        """Stop the daemon with SIG; returns its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def close(self):
-        self.stop()
-        if os.path.ismount(self.dir):
-            subprocess.run(["fusermount3", "-u", "-z", self.dir], check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.unlink(self.log.name)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import QSTORE, Mount, files_under, gen, pack, sha256
+from qsmount import QSTORE, Mount, files_under, gen, pack, sha256
 
 
 def read_all(path):
@@ -270,7 +270,7 @@ def test_sigterm_unmounts_cleanly(models):
 
 def test_bad_options(models, tmp_path):
     import subprocess
-    from conftest import QSTOREFS
+    from qsmount import QSTOREFS
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     for opts, msg in ((["-o", "cache_size=lots"], "cache_size"), (["-o", "log_level=loud"], "log_level"),

@@ -10,6 +10,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 	exit 0
 fi
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check $want
+"$venv/bin/pip" install -q --disable-pip-version-check $want 2>&1 | grep -v "^WARNING: Location" || true
+"$venv/bin/python" -c "import torch, transformers, compressed_tensors, safetensors, pytest"
 echo "$want" > "$stamp"
 echo "deps: python venv $venv ready ($want)"
