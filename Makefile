@@ -14,7 +14,7 @@ CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c
 HDRS    := $(wildcard include/*.h codec/*/*.h)
 TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench
 
-.PHONY: all deps check test test-unit test-cli test-fs test-asan demo bench clean golden test-big
+.PHONY: all deps check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb
 # keep objects of the unit tests between runs
 .SECONDARY:
 
@@ -57,7 +57,8 @@ $(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/libqstore.a
 
 # ---- set-up ------------------------------------------------------------------
 APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
-	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv time
+	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv time \
+	rsync bc dpkg-dev systemd
 deps:
 	@command -v dpkg >/dev/null || { echo "make deps: needs a Debian-like system (apt-get)"; exit 1; }
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -132,3 +133,22 @@ $(B)/qstorefs: $(FS_SRC:%.c=$(B)/obj/%.o) $(B)/libqstore.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(FS_LIBS) $(LIBS)
 $(B)/asan/qstorefs: $(FS_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libqstore.a
 	$(CC) $(BASE) $(SAN) -o $@ $^ $(FS_LIBS) $(LIBS)
+
+# ---- install, .deb ----------------------------------------------------------------
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/qstorefs
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
+install: $(B)/qstore $(B)/qstorefs
+	install -D -m 0755 $(B)/qstore $(DESTDIR)$(BINDIR)/qstore
+	install -D -m 0755 $(B)/qstorefs $(DESTDIR)$(BINDIR)/qstorefs
+	install -D -m 0644 packaging/man/qstore.1 $(DESTDIR)$(MANDIR)/man1/qstore.1
+	install -D -m 0644 packaging/man/qstorefs.8 $(DESTDIR)$(MANDIR)/man8/qstorefs.8
+	install -D -m 0644 packaging/qstorefs@.service $(DESTDIR)$(UNITDIR)/qstorefs@.service
+	install -D -m 0644 qstorefs.conf.example $(DESTDIR)$(DOCDIR)/qstorefs.conf.example
+	install -D -m 0644 codec/FORMAT.md $(DESTDIR)$(DOCDIR)/FORMAT.md
+
+deb: all
+	@packaging/mkdeb.sh $(B)

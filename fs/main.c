@@ -24,6 +24,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "fetch.h"
 #include "log.h"
@@ -34,12 +35,14 @@ qfs_state *qfs_daemon(void) { return &D; }
 
 static int wake_fd = -1;          /* eventfd: SIGHUP and shutdown wake the watcher */
 static volatile sig_atomic_t watcher_stop;
+static char *conf_path;           /* re-read on SIGHUP */
 
 /* ---- options ---------------------------------------------------------------- */
 
 struct cfg {
-	char *cache_size, *prefetch_max, *log_level, *ceiling;
+	char *cache_size, *prefetch_max, *log_level, *ceiling, *config;
 	unsigned workers, readahead_kb;
+	int readahead_set;
 	char *backing;
 	int n_nonopt;
 };
@@ -47,7 +50,8 @@ struct cfg {
 #define OPT(t, p) { t, offsetof(struct cfg, p), 1 }
 static const struct fuse_opt qfs_opts[] = {
 	OPT("cache_size=%s", cache_size), OPT("prefetch_max=%s", prefetch_max), OPT("log_level=%s", log_level),
-	OPT("workers=%u", workers), OPT("readahead_kb=%u", readahead_kb), OPT("ceiling=%s", ceiling), FUSE_OPT_END
+	OPT("workers=%u", workers), OPT("readahead_kb=%u", readahead_kb), OPT("ceiling=%s", ceiling),
+	OPT("config=%s", config), FUSE_OPT_END
 };
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
@@ -63,18 +67,97 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 
 static int parse_bytes(const char *what, const char *s, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 : *end == 'G' || *end == 'g' ? 30 : 0;
-	if (shift)
-		end++;
-	if (errno || end == s || *end || v > (UINT64_MAX >> shift)) {
+	if (qfs_parse_bytes(s, out)) {
 		fprintf(stderr, "qstorefs: bad value for %s: '%s' (bytes, with an optional K, M or G suffix)\n", what, s);
 		return -1;
 	}
-	*out = (uint64_t)v << shift;
 	return 0;
+}
+
+/* allow_other for a non-root user needs user_allow_other in /etc/fuse.conf:
+ * the most common mistake, so say exactly what to change */
+static int allow_other_ok(const struct fuse_args *args)
+{
+	int wanted = 0;
+	for (int i = 0; i < args->argc; i++)
+		wanted |= strstr(args->argv[i], "allow_other") != NULL;
+	if (!wanted || getuid() == 0)
+		return 1;
+	FILE *f = fopen("/etc/fuse.conf", "r");
+	char line[512];
+	int ok = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		ok |= !strncmp(s, "user_allow_other", 16);
+	}
+	if (f)
+		fclose(f);
+	if (!ok)
+		fprintf(stderr, "qstorefs: -o allow_other as a non-root user needs the line 'user_allow_other' in "
+			"/etc/fuse.conf (uncommented); add it, run as root, or drop allow_other\n");
+	return ok;
+}
+
+/* Values from the configuration file where the command line gave none. */
+static int apply_conf(struct cfg *cfg, qfs_conf *fc, struct fuse_cmdline_opts *cmd, struct fuse_args *args)
+{
+	char err[1024];
+	const char *path = cfg->config ? cfg->config : "/etc/qstorefs.conf";
+	int rc = qfs_conf_load(path, fc, err, sizeof(err));
+	if (rc == -2 && !cfg->config)
+		return 0;   /* no default file: fine */
+	if (rc) {
+		fprintf(stderr, "qstorefs: %s\n", rc == -2 ? "configuration file not found" : err);
+		if (rc == -2)
+			fprintf(stderr, "qstorefs: %s\n", path);
+		return -1;
+	}
+	conf_path = strdup(path);
+	if (!cfg->backing && fc->backing)
+		cfg->backing = strdup(fc->backing);
+	if (!cmd->mountpoint && fc->mountpoint)
+		cmd->mountpoint = strdup(fc->mountpoint);
+	if (fc->has_cache_size && !cfg->cache_size)
+		D.o.cache_size = fc->cache_size;
+	if (fc->has_prefetch_max && !cfg->prefetch_max)
+		D.o.prefetch_max = fc->prefetch_max;
+	if (fc->has_workers && !cfg->workers)
+		D.o.workers = fc->workers;
+	if (fc->has_readahead_kb && !cfg->readahead_set)
+		D.o.readahead_kb = fc->readahead_kb;
+	if (fc->has_log_level && !cfg->log_level)
+		qfs_log_level = fc->log_level;
+	if (fc->fuse_options) {
+		char *o = NULL;
+		if (asprintf(&o, "-o%s", fc->fuse_options) < 0 || fuse_opt_add_arg(args, o)) {
+			free(o);
+			return -1;
+		}
+		free(o);
+	}
+	return 0;
+}
+
+/* SIGHUP: the file again; what can change live (log level, prefetch window)
+ * changes, a bad file changes nothing. */
+static void reload_conf(void)
+{
+	if (!conf_path)
+		return;
+	qfs_conf fc = { 0 };
+	char err[1024];
+	if (qfs_conf_load(conf_path, &fc, err, sizeof(err))) {
+		qfs_log(QFS_ERR, "SIGHUP: %s: configuration not reloaded: %s", conf_path, err);
+	} else {
+		if (fc.has_log_level)
+			qfs_log_level = fc.log_level;
+		if (fc.has_prefetch_max)
+			D.o.prefetch_max = fc.prefetch_max;
+		qfs_log(QFS_INFO, "SIGHUP: %s reloaded (log_level, prefetch_max apply now; others at restart)", conf_path);
+	}
+	qfs_conf_free(&fc);
 }
 
 static void usage(const char *prog)
@@ -88,6 +171,8 @@ static void usage(const char *prog)
 	       "    -o workers=N            prefetch threads (default: number of CPUs)\n"
 	       "    -o readahead_kb=N       kernel readahead of the mount (default 4096)\n"
 	       "    -o log_level=LEVEL      error, warning, info (default) or debug\n"
+	       "    -o config=PATH          configuration file (default /etc/qstorefs.conf if it exists;\n"
+	       "                            command-line options win; SIGHUP re-reads it)\n"
 	       "    -o ceiling=BYTES        add /.qstorefs/ceiling, zeros served from memory, to\n"
 	       "                            measure what FUSE alone delivers (benchmarks)\n\n", prog);
 	fuse_cmdline_help();
@@ -118,8 +203,10 @@ static void *watcher(void *arg)
 			continue;
 		char buf[4096];
 		uint64_t v;
-		if (p[0].revents && read(wake_fd, &v, sizeof(v)) > 0 && !watcher_stop)
+		if (p[0].revents && read(wake_fd, &v, sizeof(v)) > 0 && !watcher_stop) {
 			qfs_log(QFS_INFO, "SIGHUP: rescanning %s", D.o.backing);
+			reload_conf();
+		}
 		if (p[1].revents)
 			while (read(in, buf, sizeof(buf)) > 0) {}
 		if (watcher_stop)
@@ -161,7 +248,8 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd;
-	struct cfg cfg = { .readahead_kb = 4096 };
+	struct cfg cfg = { 0 };
+	qfs_conf fc = { 0 };
 	int rc = 1;
 	if (fuse_opt_parse(&args, &cfg, qfs_opts, opt_proc) || fuse_parse_cmdline(&args, &cmd)) {
 		fprintf(stderr, "qstorefs: bad arguments (see --help)\n");
@@ -178,9 +266,14 @@ int main(int argc, char *argv[])
 	D.o.cache_size = 1ull << 30;
 	D.o.prefetch_max = 64ull << 20;
 	D.o.workers = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-	D.o.readahead_kb = cfg.readahead_kb;
+	D.o.readahead_kb = 4096;
+	cfg.readahead_set = cfg.readahead_kb != 0;
+	if (cfg.readahead_kb)
+		D.o.readahead_kb = cfg.readahead_kb;
 	if (cfg.workers)
 		D.o.workers = cfg.workers;
+	if (apply_conf(&cfg, &fc, &cmd, &args))
+		return 2;
 	if ((cfg.cache_size && parse_bytes("cache_size", cfg.cache_size, &D.o.cache_size))
 	    || (cfg.prefetch_max && parse_bytes("prefetch_max", cfg.prefetch_max, &D.o.prefetch_max))
 	    || (cfg.ceiling && parse_bytes("ceiling", cfg.ceiling, &D.o.ceiling)))
@@ -198,9 +291,12 @@ int main(int argc, char *argv[])
 	struct stat st;
 	char real[PATH_MAX];
 	if (!cfg.backing || !cmd.mountpoint) {
-		fprintf(stderr, "qstorefs: need BACKING_DIR and MOUNTPOINT (see --help)\n");
+		fprintf(stderr, "qstorefs: need BACKING_DIR and MOUNTPOINT, on the command line or as 'backing' and "
+			"'mountpoint' in the configuration file (see --help)\n");
 		return 2;
 	}
+	if (!allow_other_ok(&args))
+		return 2;
 	if (!realpath(cfg.backing, real) || stat(real, &st) || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "qstorefs: %s: not a directory: %s\n", cfg.backing, errno ? strerror(errno) : "");
 		return 1;
@@ -266,6 +362,9 @@ out:
 	free(cfg.prefetch_max);
 	free(cfg.log_level);
 	free(cfg.ceiling);
+	free(cfg.config);
+	free(conf_path);
+	qfs_conf_free(&fc);
 	fuse_opt_free_args(&args);
 	return rc;
 }

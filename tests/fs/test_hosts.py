@@ -1,0 +1,267 @@
+"""qstorefs on model hosts: mount -t fuse.qstorefs and fstab through
+mount.fuse3, the configuration file, allow_other for non-root users, SIGHUP,
+the systemd unit, the .deb, and rsync of the backing store under readers."""
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from qsmount import BUILD, QSTOREFS, Mount, gen, pack, sha256
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def wait_mounted(d, timeout=20):
+    deadline = time.time() + timeout
+    while not os.path.ismount(d) and time.time() < deadline:
+        time.sleep(0.05)
+    return os.path.ismount(d)
+
+
+def umount(d):
+    subprocess.run(["umount", d], check=False)
+    deadline = time.time() + 10
+    while os.path.ismount(d) and time.time() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def env_path():
+    """mount(8) runs helpers with a fixed PATH, and mount.fuse3 looks the
+    type's program up there: put the built qstorefs in /usr/local/sbin for the
+    test (unless one is installed)."""
+    link = "/usr/local/sbin/qstorefs"
+    made = False
+    if not os.path.exists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.abspath(QSTOREFS), link)
+        made = True
+    try:
+        yield dict(os.environ)
+    finally:
+        if made:
+            os.unlink(link)
+
+
+@needs_root
+def test_mount_t_fuse_qstorefs(models, tmp_path, env_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "fuse.qstorefs", models["_back"], str(mnt), "-o", "ro,cache_size=64M"],
+                       env=env_path, capture_output=True, text=True, timeout=30)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert wait_mounted(str(mnt))
+        src = models["single"][0]
+        assert sha256(os.path.join(src, "model.safetensors")) == sha256(str(mnt / "single" / "bf16" / "model.safetensors"))
+        stats = json.load(open(mnt / ".qstorefs" / "stats"))
+        assert stats["cache"]["size"] == 64 << 20
+    finally:
+        umount(str(mnt))
+    assert not os.path.ismount(mnt)
+
+
+@needs_root
+def test_fstab_line(models, tmp_path, env_path):
+    mnt = tmp_path / "models"
+    mnt.mkdir()
+    fstab = tmp_path / "fstab"
+    # _netdev and nofail are fstab-only: mount.fuse3 must not pass them on
+    fstab.write_text(f"{models['_back']}  {mnt}  fuse.qstorefs  ro,nofail,_netdev,cache_size=32M  0  0\n")
+    r = subprocess.run(["mount", "--fstab", str(fstab), str(mnt)], env=env_path, capture_output=True, text=True,
+                       timeout=30)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert wait_mounted(str(mnt))
+        assert "single" in os.listdir(mnt)
+    finally:
+        umount(str(mnt))
+
+
+def test_config_file(models, tmp_path, mount_factory):
+    conf = tmp_path / "q.conf"
+    conf.write_text("# test\ncache_size = 48M\nprefetch_max = 8M\nlog_level = warning\n")
+    m = mount_factory(models["_back"], [f"config={conf}"])
+    stats = json.load(open(m.path(".qstorefs", "stats")))
+    assert stats["cache"]["size"] == 48 << 20
+    assert "mounted" not in m.log_text()          # log_level warning hides info lines
+    # the command line wins over the file
+    m2 = mount_factory(models["_back"], [f"config={conf}", "cache_size=20M"])
+    assert json.load(open(m2.path(".qstorefs", "stats")))["cache"]["size"] == 20 << 20
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("cache_size = 1G\ncolour = blue\n", ":2: unknown key 'colour'"),
+    ("cache_size = huge\n", ":1: bad value for 'cache_size': 'huge'"),
+    ("\n\nworkers = 0\n", ":3: bad value for 'workers'"),
+    ("log_level = chatty\n", ":1: bad value for 'log_level'"),
+    ("just words\n", ":1: expected 'key = value'"),
+])
+def test_bad_config_refused_before_mounting(models, tmp_path, text, msg):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([QSTOREFS, models["_back"], str(mnt), "-f", "-o", f"config={conf}"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode != 0 and str(conf) + msg in r.stderr, r.stderr
+    assert not os.path.ismount(mnt)
+
+
+def test_config_gives_backing_and_mountpoint(models, tmp_path):
+    """What the systemd unit does: qstorefs -f -o config=/etc/qstorefs/NAME.conf"""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    conf = tmp_path / "inst.conf"
+    conf.write_text(f"backing = {models['_back']}\nmountpoint = {mnt}\ncache_size = 32M\n")
+    p = subprocess.Popen([QSTOREFS, "-f", "-o", f"config={conf}"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_mounted(str(mnt))
+        assert "single" in os.listdir(mnt)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+    assert p.returncode == 0 and not os.path.ismount(mnt)
+
+
+@needs_root
+def test_allow_other_needs_user_allow_other(models, tmp_path):
+    with open("/etc/fuse.conf") as f:
+        if any(l.strip().startswith("user_allow_other") for l in f):
+            pytest.skip("user_allow_other is set on this machine")
+    user = "qstorefs-test"
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=False, capture_output=True)
+    import pwd
+    import tempfile
+    top = tempfile.mkdtemp(prefix="qstorefs-allow.")   # pytest's tmp dirs are private to root
+    try:
+        os.chmod(top, 0o755)
+        mnt, back = os.path.join(top, "mnt"), os.path.join(top, "back")
+        os.mkdir(mnt)
+        os.mkdir(back)
+        pw = pwd.getpwnam(user)
+        os.chown(mnt, pw.pw_uid, pw.pw_gid)
+        r = subprocess.run(["runuser", "-u", user, "--", QSTOREFS, back, mnt, "-f", "-o", "allow_other"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode != 0
+        assert "user_allow_other" in r.stderr and "/etc/fuse.conf" in r.stderr, r.stderr
+        assert not os.path.ismount(mnt)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+        subprocess.run(["userdel", user], check=False, capture_output=True)
+
+
+def test_sighup_rescans_and_reloads(models, tmp_path, mount_factory):
+    back = tmp_path / "back"
+    back.mkdir()
+    conf = tmp_path / "q.conf"
+    conf.write_text("log_level = info\n")
+    m = mount_factory(str(back), [f"config={conf}"])
+    conf.write_text("log_level = debug\nprefetch_max = 4M\n")
+    # a container copied in place without a rename event the watcher might miss
+    shutil.copy(os.path.join(models["_back"], "half.qst"), back / "half.qst")
+    m.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while "reloaded" not in m.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "reloaded" in m.log_text() and "half" in os.listdir(m.dir)
+    conf.write_text("log_level = loud\n")
+    m.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while "not reloaded" not in m.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "not reloaded" in m.log_text() and m.proc.poll() is None
+
+
+@needs_root
+def test_deb_installs_and_unit_verifies(tmp_path):
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("no dpkg-deb")
+    if subprocess.run(["dpkg", "-s", "qstorefs"], capture_output=True).returncode == 0:
+        pytest.skip("a qstorefs package is already installed here")
+    deb = subprocess.run(["make", "-s", "--no-print-directory", "deb", f"B={BUILD}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    try:
+        r = subprocess.run(["dpkg", "-i", deb], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert subprocess.run(["/usr/bin/qstorefs", "--version"], capture_output=True, text=True).stdout.startswith("qstorefs ")
+        assert subprocess.run(["/usr/bin/qstore", "--version"], capture_output=True, text=True).stdout.startswith("qstore ")
+        assert os.path.exists("/usr/share/man/man8/qstorefs.8.gz")
+        v = subprocess.run(["systemd-analyze", "verify", "--man=no", "/lib/systemd/system/qstorefs@.service"],
+                           capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+    finally:
+        subprocess.run(["dpkg", "-r", "qstorefs"], capture_output=True)
+    assert not os.path.exists("/usr/bin/qstorefs")
+
+
+def test_rsync_new_version_under_readers(tmp_path, mount_factory):
+    """The supported recipe: rsync -a into the backing directory (a temporary
+    file, then a rename).  Readers never see mixed bytes; new opens see the
+    new version within a bounded time; re-packing an unchanged model changes
+    nothing, so rsync sends no data."""
+    if shutil.which("rsync") is None:
+        pytest.skip("no rsync")
+    staging, back = tmp_path / "staging", tmp_path / "back"
+    staging.mkdir()
+    back.mkdir()
+    gen(str(tmp_path / "v1"), "--mb", "8", "--hidden", "256", "--seed", "5")
+    gen(str(tmp_path / "v2"), "--mb", "8", "--hidden", "256", "--seed", "6")
+    h1, h2 = sha256(str(tmp_path / "v1" / "model.safetensors")), sha256(str(tmp_path / "v2" / "model.safetensors"))
+    pack(str(tmp_path / "v1"), str(staging / "m.qst"))
+    subprocess.run(["rsync", "-a", f"{staging}/", f"{back}/"], check=True)
+    m = mount_factory(str(back))
+    target = m.path("m", "bf16", "model.safetensors")
+    bad, stop = [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                h = sha256(target)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    bad.append(repr(e))
+                continue
+            if h not in (h1, h2):
+                bad.append(h)
+    ts = [threading.Thread(target=reader) for _ in range(3)]
+    for t in ts:
+        t.start()
+    time.sleep(0.3)
+    os.unlink(staging / "m.qst")
+    pack(str(tmp_path / "v2"), str(staging / "m.qst"))
+    t0 = time.time()
+    subprocess.run(["rsync", "-a", f"{staging}/", f"{back}/"], check=True)
+    while sha256(target) != h2 and time.time() - t0 < 10:
+        time.sleep(0.02)
+    seen_after = time.time() - t0
+    time.sleep(0.5)
+    stop.set()
+    for t in ts:
+        t.join()
+    assert not bad, bad[:3]
+    assert sha256(target) == h2
+    print(f"\nnew version visible {seen_after:.2f} s after rsync started")
+    assert seen_after < 10
+    # deterministic pack: re-packing the unchanged model gives the same bytes,
+    # and rsync then transfers no data
+    before = hashlib.sha256(open(back / "m.qst", "rb").read()).hexdigest()
+    os.unlink(staging / "m.qst")
+    pack(str(tmp_path / "v2"), str(staging / "m.qst"))
+    # between hosts rsync's delta transfer finds every block (--no-whole-file
+    # makes a local run behave the same); with --checksum it skips the file
+    r = subprocess.run(["rsync", "-a", "--no-whole-file", "--stats", f"{staging}/", f"{back}/"], check=True,
+                       capture_output=True, text=True)
+    literal = [l for l in r.stdout.splitlines() if l.startswith("Literal data")]
+    assert literal and literal[0].split(":")[1].strip().startswith("0 "), r.stdout
+    r = subprocess.run(["rsync", "-a", "--checksum", "--stats", f"{staging}/", f"{back}/"], check=True,
+                       capture_output=True, text=True)
+    assert "Number of regular files transferred: 0" in r.stdout, r.stdout
+    assert hashlib.sha256(open(back / "m.qst", "rb").read()).hexdigest() == before
