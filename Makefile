@@ -14,7 +14,7 @@ CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c
 HDRS    := $(wildcard include/*.h codec/*/*.h)
 TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench
 
-.PHONY: all deps check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb
+.PHONY: all deps check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak
 # keep objects of the unit tests between runs
 .SECONDARY:
 
@@ -152,3 +152,34 @@ install: $(B)/qstore $(B)/qstorefs
 
 deb: all
 	@packaging/mkdeb.sh $(B)
+
+# ---- fuzzing (libFuzzer, clang) ------------------------------------------------
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := container safetensors config
+$(B)/fuzz/fuzz_container: tests/fuzz/fuzz_container.c $(CODEC_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(BASE) $(FUZZ_FLAGS) -o $@ $< $(CODEC_SRC) $(LIBS)
+$(B)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c $(CODEC_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(BASE) $(FUZZ_FLAGS) -o $@ $< $(CODEC_SRC) $(LIBS)
+$(B)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c fs/config.c fs/log.c fs/config.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(BASE) $(FUZZ_FLAGS) -o $@ $< fs/config.c fs/log.c
+
+# Each target for FUZZ_SECONDS from the committed seeds (new inputs go to
+# build/fuzz/corpus-*); inputs that once crashed stay in tests/fuzz/regress/
+# and are replayed first.
+fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(B)/fuzz/corpus-$$t; \
+		if [ -n "$$(ls tests/fuzz/regress/$$t 2>/dev/null)" ]; then \
+			echo "== fuzz $$t: replaying tests/fuzz/regress/$$t"; \
+			$(B)/fuzz/fuzz_$$t tests/fuzz/regress/$$t/* 2>&1 | tail -1; fi; \
+		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
+		$(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(B)/fuzz/crash-$$t- $(B)/fuzz/corpus-$$t tests/fuzz/seeds/$$t 2>&1 \
+			| grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE|ERROR|SUMMARY|Test unit written" || true; \
+		if ls $(B)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz $$t: crash, see $(B)/fuzz/crash-$$t-*"; exit 1; fi; \
+	done

@@ -1,0 +1,44 @@
+/*
+ * fuzz_container.c - libFuzzer target for the container reader: the input is
+ * a whole container file.  Opening must refuse it cleanly or succeed; every
+ * read must then return bytes or an error, never crash, hang or leak.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "qstore.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	int fd = memfd_create("fuzz.qst", MFD_CLOEXEC);
+	if (fd < 0 || write(fd, data, size) != (ssize_t)size) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	qs_error e;
+	qs_container *c = qs_open(path, &e);
+	if (c) {
+		qs_add_merged(c, QS_VIEW_HIGH, "merged-high.safetensors", &e);
+		qs_add_merged(c, QS_VIEW_INT8, "merged-int8.safetensors", &e);
+		qs_reader *r = qs_reader_new(c);
+		static uint8_t buf[1 << 16];
+		for (int v = 0; r && v < 2; v++)
+			for (size_t i = 0; i < qs_file_count(c, (qs_view)v) && i < 8; i++)
+				/* the first MiB of each file: bounded work per input */
+				for (uint64_t off = 0; off < (1u << 20); off += sizeof(buf))
+					if (qs_read(r, (qs_view)v, i, off, buf, sizeof(buf), &e) <= 0)
+						break;
+		qs_reader_free(r);
+		char *j = qs_info_json(c, &e);
+		free(j);
+		qs_close(c);
+	}
+	close(fd);
+	return 0;
+}
