@@ -4,7 +4,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CPPFLAGS := -Iinclude -D_GNU_SOURCE
+CPPFLAGS := -Iinclude -D_GNU_SOURCE -DQS_GOLDEN='"$(abspath tests/golden/golden.qst)"'
 BASE    := -std=gnu11 -pthread -fno-strict-aliasing $(WARN)
 LIBS    := -lzstd -ljansson -lxxhash -lcrypto -lm -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -12,7 +12,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 B       := build
 CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c)
 HDRS    := $(wildcard include/*.h codec/*/*.h)
-TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench
+TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench $(B)/libfailshim.so
 
 .PHONY: all deps check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak
 # keep objects of the unit tests between runs
@@ -98,6 +98,7 @@ test: test-unit test-cli test-fs test-asan
 check: deps
 	$(MAKE) all
 	$(MAKE) test
+	$(MAKE) fuzz FUZZ_SECONDS=60
 
 demo: all
 	@tests/demo.sh $(B)
@@ -183,3 +184,11 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 			| grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE|ERROR|SUMMARY|Test unit written" || true; \
 		if ls $(B)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz $$t: crash, see $(B)/fuzz/crash-$$t-*"; exit 1; fi; \
 	done
+
+# LD_PRELOAD shim for the fault-injection tests
+$(B)/libfailshim.so: tests/tools/failshim.c
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -shared -fPIC -o $@ $< -ldl
+
+# 16 readers over several models for SOAK_SECONDS (default 600), verified
+soak: all
+	@$(B)/venv/bin/python tests/soak/soak.py $(B) $(B)/bench

@@ -49,8 +49,8 @@ def mount(models):
 def mount_factory():
     made = []
 
-    def make(back, opts=()):
-        m = Mount(back, opts)
+    def make(back, opts=(), env=None):
+        m = Mount(back, opts, env)
         made.append(m)
         return m
     try:

@@ -42,14 +42,14 @@ def pack(src, out, *args):
 
 
 class Mount:
-    def __init__(self, back, opts=()):
+    def __init__(self, back, opts=(), env=None):
         self.back = back
         self.dir = tempfile.mkdtemp(prefix="qstorefs-mnt.")
         self.log = tempfile.NamedTemporaryFile(prefix="qstorefs-log.", delete=False)
         args = [QSTOREFS, back, self.dir, "-f"]
         for o in opts:
             args += ["-o", o]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 20
         while not os.path.ismount(self.dir):
             if self.proc.poll() is not None or time.time() > deadline:
