@@ -114,10 +114,11 @@ static uint32_t cap_of(const qs_fmtinfo *f, float s)
 	return m;
 }
 
-void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, qs_qtab *t)
+void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift, qs_qtab *t)
 {
 	memset(t->b, 0, sizeof(t->b));
 	t->scale_bits = scale_bits;
+	t->shift = shift;
 	t->valid = 1;
 	float s = qs_to_f32(f, scale_bits);
 	if (!(s > 0) || !(s <= qs_to_f32(f, f->magmax))) {
@@ -148,8 +149,17 @@ void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, qs_qtab *t)
 		t->b[128 + k].lo = lo;
 		t->b[128 + k].n = end > lo ? end - lo : 0;
 	}
-	for (int i = 0; i < 256; i++)
-		t->b[i].step = rans_step_make(t->b[i].n);
+	for (int i = 0; i < 256; i++) {
+		qs_bucket *b = &t->b[i];
+		b->shift = b->lo >= (1u << f->mant_bits) ? shift : 0;
+		if (b->shift && b->n) {   /* count only multiples of 2^shift */
+			uint32_t first = (uint32_t)(((uint64_t)b->lo + (1u << shift) - 1) >> shift);
+			uint32_t last = (b->lo + b->n - 1) >> shift;
+			b->lo = first;
+			b->n = last >= first ? last - first + 1 : 0;
+		}
+		b->step = rans_step_make(b->n);
+	}
 }
 
 void qs_qtab_cache_reset(qs_qtab_cache *c)
@@ -158,11 +168,11 @@ void qs_qtab_cache_reset(qs_qtab_cache *c)
 		c->t[i].valid = 0;
 }
 
-const qs_qtab *qs_qtab_get(qs_qtab_cache *c, const qs_fmtinfo *f, uint32_t scale_bits)
+const qs_qtab *qs_qtab_get(qs_qtab_cache *c, const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift)
 {
-	uint32_t h = (scale_bits * 0x9E3779B1u) >> 24;
+	uint32_t h = ((scale_bits ^ shift << 27) * 0x9E3779B1u) >> 24;
 	qs_qtab *t = &c->t[h % QS_QTAB_CACHE];
-	if (!t->valid || t->scale_bits != scale_bits)
-		qs_qtab_build(f, scale_bits, t);
+	if (!t->valid || t->scale_bits != scale_bits || t->shift != shift)
+		qs_qtab_build(f, scale_bits, shift, t);
 	return t;
 }

@@ -71,22 +71,46 @@ static inline int qs_quant(float v, float s)
 /* The buckets of one scale.  b[q + 128] = magnitudes [lo, lo + n) of the
  * floats with code q (sign implied by q); code 0 holds every magnitude up to
  * top0 with either sign. */
-typedef struct qs_bucket { uint32_t lo, n; uint64_t step; } qs_bucket;  /* step: rans.h */
+typedef struct qs_bucket {
+	uint32_t lo, n;          /* in units of 2^shift magnitudes */
+	uint64_t step;           /* rans.h: uniform symbol over n */
+	uint32_t shift;          /* the chunk's shift, or 0 for a bucket reaching subnormals */
+} qs_bucket;
 typedef struct qs_qtab {
 	uint32_t scale_bits;
+	unsigned shift;          /* buckets in units of 2^shift magnitudes (see below) */
 	int valid;
 	uint32_t top0;
 	qs_bucket b[256];
 } qs_qtab;
 
-void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, qs_qtab *t);
+/* SHIFT: the low SHIFT mantissa bits of every normal float of the chunk are
+ * zero (an FP16 or F32 checkpoint made from BF16 has 3 or 16 of them), so only
+ * every 2^SHIFT-th normal magnitude can occur: a bucket of normal floats then
+ * counts only those, and a float is ((lo + index) << shift).  Subnormals
+ * (their mantissa is the whole value) keep shift 0. */
+void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift, qs_qtab *t);
 
 /* A small direct-mapped cache of bucket tables: rows of a tensor share few
  * distinct scales.  Lives in per-thread scratch. */
 #define QS_QTAB_CACHE 256
 typedef struct qs_qtab_cache { qs_qtab t[QS_QTAB_CACHE]; } qs_qtab_cache;
 void qs_qtab_cache_reset(qs_qtab_cache *c);
-const qs_qtab *qs_qtab_get(qs_qtab_cache *c, const qs_fmtinfo *f, uint32_t scale_bits);
+const qs_qtab *qs_qtab_get(qs_qtab_cache *c, const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift);
+
+/* Accumulate a float into the OR of the mantissas of normal floats. */
+static inline uint32_t qs_shift_acc(const qs_fmtinfo *f, uint32_t acc, uint32_t bits)
+{
+	return (bits & f->magmask) >> f->mant_bits ? acc | bits : acc;
+}
+
+/* The shift of a chunk: trailing mantissa bits that are zero in all of its
+ * normal floats (all mantissa bits if every mantissa is zero). */
+static inline unsigned qs_shift_of(const qs_fmtinfo *f, uint32_t mant_or)
+{
+	mant_or &= (1u << f->mant_bits) - 1;
+	return mant_or ? (unsigned)__builtin_ctz(mant_or) : f->mant_bits;
+}
 
 /* ---- sign+exponent symbols (plain floats and code 0) -------------------
  * symbol = sign << e | exponent for a nonzero exponent or an exact zero,
@@ -125,6 +149,25 @@ static inline uint64_t qs_fsym_count(const qs_fmtinfo *f, uint32_t sym, uint32_t
 	if (hi > top)
 		hi = top;
 	return (uint64_t)hi - *base + 1;
+}
+
+/* The same counting only magnitudes that are multiples of 2^*shift: *first
+ * is the smallest such magnitude >> *shift; a value v codes (first + v) <<
+ * *shift.  Zero and subnormal symbols set *shift to 0. */
+static inline uint64_t qs_fsym_count_shifted(const qs_fmtinfo *f, uint32_t sym, uint32_t top, unsigned *shift_io,
+					     uint32_t *first, uint32_t *sign)
+{
+	uint32_t base;
+	uint64_t n = qs_fsym_count(f, sym, top, &base, sign);
+	*first = 0;
+	if (!n)
+		return 0;
+	if (base < (1u << f->mant_bits))
+		*shift_io = 0;
+	unsigned shift = *shift_io;
+	uint32_t last = (uint32_t)((base + n - 1) >> shift);
+	*first = (uint32_t)(((uint64_t)base + (1u << shift) - 1) >> shift);
+	return last >= *first ? (uint64_t)last - *first + 1 : 0;
 }
 
 #endif

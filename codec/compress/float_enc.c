@@ -40,15 +40,19 @@ void qs_enc_scratch_free(qs_enc_scratch *s)
 	}
 }
 
-/* tag + table + stream, or RAW when that is not smaller than raw_len */
-static size_t emit(uint8_t *out, int tag, const ft_enc *ft, rans_enc *e, qs_enc_scratch *s,
+/* tag [+ shift] + table + stream, or RAW when that is not smaller than
+ * raw_len.  shift < 0: the codec has no shift byte (QCODE). */
+static size_t emit(uint8_t *out, int tag, int shift, const ft_enc *ft, rans_enc *e, qs_enc_scratch *s,
 		   const void *raw, size_t raw_len)
 {
-	size_t tlen = ft ? ft_write(ft, out + 1) : 0;
-	size_t slen = raw_len > tlen ? rans_enc_finish(e, out + 1 + tlen, raw_len - tlen) : 0;
-	if (slen && 1 + tlen + slen < 1 + raw_len) {
+	size_t h = 1 + (shift >= 0);
+	size_t tlen = ft ? ft_write(ft, out + h) : 0;
+	size_t slen = raw_len > tlen + h ? rans_enc_finish(e, out + h + tlen, raw_len - tlen - h + 1) : 0;
+	if (slen && h + tlen + slen < 1 + raw_len) {
 		out[0] = (uint8_t)tag;
-		return 1 + tlen + slen;
+		if (shift >= 0)
+			out[1] = (uint8_t)shift;
+		return h + tlen + slen;
 	}
 	out[0] = QS_CODEC_RAW;
 	memcpy(out + 1, raw, raw_len);
@@ -56,27 +60,31 @@ static size_t emit(uint8_t *out, int tag, const ft_enc *ft, rans_enc *e, qs_enc_
 }
 
 static inline void put_fsym(rans_enc *e, int way, const qs_fmtinfo *f, const ft_enc *ft,
-			    uint32_t bits, uint32_t top)
+			    uint32_t bits, uint32_t top, unsigned shift)
 {
-	uint32_t base, sign;
+	uint32_t base, first, sign;
 	uint32_t sym = qs_fsym(f, bits, &base);
-	uint64_t count = qs_fsym_count(f, sym, top, &base, &sign);
-	rans_put_count(e, way, (bits & f->magmask) - base, count);
+	uint64_t count = qs_fsym_count_shifted(f, sym, top, &shift, &first, &sign);
+	rans_put_count(e, way, ((bits & f->magmask) >> shift) - first, count);
 	rans_put(e, way, ft->start[sym], ft->freq[sym], FT_BITS);
 }
 
 size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
 {
-	uint32_t base;
+	uint32_t base, mant_or = 0;
 	memset(s->counts, 0, sizeof(s->counts));
-	for (size_t i = 0; i < n; i++)
-		s->counts[qs_fsym(f, qs_load(f, in + i * f->esize), &base)]++;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t bits = qs_load(f, in + i * f->esize);
+		s->counts[qs_fsym(f, bits, &base)]++;
+		mant_or = qs_shift_acc(f, mant_or, bits);
+	}
+	unsigned shift = qs_shift_of(f, mant_or);
 	ft_build(s->counts, f->nsym, &s->ft);
 	rans_enc e;
 	rans_enc_init(&e, s->words, s->n_words, s->recip);
 	for (size_t i = n; i-- > 0;)
-		put_fsym(&e, (int)(i & 3), f, &s->ft, qs_load(f, in + i * f->esize), f->magmask);
-	return emit(out, QS_CODEC_FSYM, &s->ft, &e, s, in, n * f->esize);
+		put_fsym(&e, (int)(i & 3), f, &s->ft, qs_load(f, in + i * f->esize), f->magmask, shift);
+	return emit(out, QS_CODEC_FSYM, (int)shift, &s->ft, &e, s, in, n * f->esize);
 }
 
 size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
@@ -91,13 +99,13 @@ size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
 		uint32_t sym = (uint32_t)(q[i] + 128);
 		rans_put(&e, (int)(i & 3), s->ft.start[sym], s->ft.freq[sym], FT_BITS);
 	}
-	return emit(out, QS_CODEC_QCODE, &s->ft, &e, s, q, n);
+	return emit(out, QS_CODEC_QCODE, -1, &s->ft, &e, s, q, n);
 }
 
 size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n,
 		   uint64_t e0, uint64_t cols, const uint32_t *scales, int8_t *q, uint8_t *out)
 {
-	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits), base;
+	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits), base, mant_or = 0;
 	uint64_t row0 = e0 / cols;
 	memset(s->counts, 0, sizeof(s->counts));
 	/* pass 1: codes, and the symbol counts of code-0 floats */
@@ -110,10 +118,12 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 		for (; i < end; i++) {
 			uint32_t bits = qs_load(f, in + i * f->esize);
 			q[i] = (int8_t)qs_quant(qs_to_f32(f, bits), sc);
+			mant_or = qs_shift_acc(f, mant_or, bits);
 			if (!q[i])
 				s->counts[qs_fsym(f, bits, &base)]++;
 		}
 	}
+	unsigned shift = qs_shift_of(f, mant_or);
 	ft_build(s->counts, f->nsym, &s->ft);
 	/* pass 2: backwards, as rANS requires */
 	rans_enc e;
@@ -121,7 +131,7 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 	for (size_t i = n; i > 0;) {
 		uint64_t r = (e0 + i - 1) / cols;
 		size_t begin = r * cols > e0 ? (size_t)(r * cols - e0) : 0;
-		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0]);
+		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
 		for (; i > begin; i--) {
 			size_t k = i - 1;
 			int way = (int)(k & 3);
@@ -129,11 +139,11 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 			if (!q[k]) {
 				if ((bits & f->magmask) > t->top0)
 					return 0;
-				put_fsym(&e, way, f, &s->ft, bits, t->top0);
+				put_fsym(&e, way, f, &s->ft, bits, t->top0, shift);
 				continue;
 			}
 			const qs_bucket *b = &t->b[q[k] + 128];
-			uint32_t mag = bits & f->magmask, idx = mag - b->lo;
+			uint32_t mag = (bits & f->magmask) >> b->shift, idx = mag - b->lo;
 			if (((bits & signbit) != 0) != (q[k] < 0) || mag < b->lo || idx >= b->n)
 				return 0; /* bucket tables disagree with the quantiser */
 			if (b->n > RANS_UNIFORM_MAX)
@@ -142,5 +152,5 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 				rans_put_uniform(&e, way, idx, b->step);
 		}
 	}
-	return emit(out, QS_CODEC_QRES, &s->ft, &e, s, in, n * f->esize);
+	return emit(out, QS_CODEC_QRES, (int)shift, &s->ft, &e, s, in, n * f->esize);
 }

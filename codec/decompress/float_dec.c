@@ -93,18 +93,29 @@ ALWAYS_INLINE uint32_t count(uint64_t *x, dstate *d, uint64_t n, const int check
 	return v;
 }
 
-/* sign+exponent symbol then mantissa, under top */
+/* sign+exponent symbol then mantissa, under top, in units of 2^shift */
 ALWAYS_INLINE uint32_t fsym(uint64_t *x, dstate *d, const qs_fmtinfo *f, const ft_dec_entry *tab, uint32_t top,
-			    const int checked)
+			    unsigned shift, const int checked)
 {
-	uint32_t base, sign;
+	uint32_t first, sign;
 	uint32_t s = sym(x, d, tab, checked);
-	uint64_t n = qs_fsym_count(f, s, top, &base, &sign);
+	uint64_t n = qs_fsym_count_shifted(f, s, top, &shift, &first, &sign);
 	if (!n) {
 		*d->bad = 1;
 		return 0;
 	}
-	return sign << (f->exp_bits + f->mant_bits) | (base + count(x, d, n, checked));
+	return sign << (f->exp_bits + f->mant_bits) | (first + count(x, d, n, checked)) << shift;
+}
+
+/* The shift byte that starts FSYM and QRES parts. */
+static int read_shift(const qs_fmtinfo *f, const uint8_t **p, size_t *len, unsigned *shift)
+{
+	if (!*len || **p > f->mant_bits)
+		return -1;
+	*shift = **p;
+	(*p)++;
+	(*len)--;
+	return 0;
 }
 
 static int open_part(const uint8_t *p, size_t len, uint32_t nsym, ft_dec_entry *tab, int *empty,
@@ -145,9 +156,9 @@ static inline int room(const dstate d[4], ptrdiff_t need)
 /* ---- FSYM --------------------------------------------------------------- */
 
 ALWAYS_INLINE void fsym_one(uint64_t *x, dstate *d, const qs_fmtinfo *f, const ft_dec_entry *tab, uint8_t *out,
-			    const int checked)
+			    unsigned shift, const int checked)
 {
-	qs_store(f, out, fsym(x, d, f, tab, f->magmask, checked));
+	qs_store(f, out, fsym(x, d, f, tab, f->magmask, shift, checked));
 }
 
 int qs_dec_fsym(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n)
@@ -155,19 +166,20 @@ int qs_dec_fsym(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t
 	uint64_t x[4];
 	dstate d[4];
 	int empty, bad;
-	if (open_part(p, len, f->nsym, s->tab, &empty, x, d, &bad) || (empty && n))
+	unsigned shift;
+	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, x, d, &bad) || (empty && n))
 		return -1;
 	size_t i = 0, es = f->esize;
 	uint64_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
 	for (; i + 4 <= n && room(d, ELEM_WORD_BYTES); i += 4) {
-		fsym_one(&x0, &d[0], f, s->tab, out + i * es, 0);
-		fsym_one(&x1, &d[1], f, s->tab, out + (i + 1) * es, 0);
-		fsym_one(&x2, &d[2], f, s->tab, out + (i + 2) * es, 0);
-		fsym_one(&x3, &d[3], f, s->tab, out + (i + 3) * es, 0);
+		fsym_one(&x0, &d[0], f, s->tab, out + i * es, shift, 0);
+		fsym_one(&x1, &d[1], f, s->tab, out + (i + 1) * es, shift, 0);
+		fsym_one(&x2, &d[2], f, s->tab, out + (i + 2) * es, shift, 0);
+		fsym_one(&x3, &d[3], f, s->tab, out + (i + 3) * es, shift, 0);
 	}
 	x[0] = x0; x[1] = x1; x[2] = x2; x[3] = x3;
 	for (; i < n && !bad; i++)
-		fsym_one(&x[i & 3], &d[i & 3], f, s->tab, out + i * es, 1);
+		fsym_one(&x[i & 3], &d[i & 3], f, s->tab, out + i * es, shift, 1);
 	return close_part(x, d);
 }
 
@@ -228,7 +240,7 @@ ALWAYS_INLINE void qres_one(uint64_t *x, dstate *d, const qs_fmtinfo *f, const f
 	if (!q) {
 		if (empty)
 			*d->bad = 1;
-		v = fsym(x, d, f, tab, t->top0, checked);
+		v = fsym(x, d, f, tab, t->top0, t->shift, checked);
 	} else {
 		const qs_bucket *b = &t->b[q + 128];
 		uint32_t idx;
@@ -241,7 +253,7 @@ ALWAYS_INLINE void qres_one(uint64_t *x, dstate *d, const qs_fmtinfo *f, const f
 			if (!b->n)
 				*d->bad = 1;   /* a code no float of this row can have */
 		}
-		v = (q < 0 ? 1u << (es * 8 - 1) : 0) | (b->lo + idx);
+		v = (q < 0 ? 1u << (es * 8 - 1) : 0) | (b->lo + idx) << b->shift;
 	}
 	store(out, v, es);
 }
@@ -261,7 +273,7 @@ ALWAYS_INLINE void qres_one(uint64_t *x, dstate *d, const qs_fmtinfo *f, const f
 		uint64_t r_ = (x) << 32 | w_;                                                    \
 		(x) = need_ ? r_ : (x);                                                          \
 		(p) += need_ * 4;                                                                \
-		store((out), (sign) | ((b)->lo + v_), es);                                       \
+		store((out), (sign) | ((b)->lo + v_) << (b)->shift, es);                         \
 	} while (0)
 
 static inline int fast_bucket(const qs_qtab *t, int q)
@@ -278,7 +290,8 @@ ALWAYS_INLINE int qres_loop(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_
 	int empty, bad;
 	uint64_t row0 = e0 / cols;
 	const uint32_t neg = 1u << (es * 8 - 1);
-	if (open_part(p, len, f->nsym, s->tab, &empty, x, d, &bad))
+	unsigned shift;
+	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, x, d, &bad))
 		return -1;
 	const ft_dec_entry *tab = s->tab;
 	for (size_t i = 0; i < n && !bad;) {
@@ -286,7 +299,7 @@ ALWAYS_INLINE int qres_loop(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_
 		size_t end = (size_t)((r + 1) * cols - e0);
 		if (end > n)
 			end = n;
-		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0]);
+		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
 		for (; i < end && (i & 3); i++)
 			qres_one(&x[i & 3], &d[i & 3], f, tab, t, q[i], empty, out + i * es, 1, es);
 		while (i + 4 <= end && room(d, ELEM_WORD_BYTES)) {

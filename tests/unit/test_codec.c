@@ -138,7 +138,7 @@ static void test_buckets_match_quantiser(void **state)
 			float am = qs_to_f32(f, from_f32(f, absmax));
 			assert_true(am / s <= 127.5f);
 			qs_qtab t;
-			qs_qtab_build(f, sb, &t);
+			qs_qtab_build(f, sb, 0, &t);
 			/* every magnitude (16-bit: all; f32: a sample) lands in its code's bucket */
 			uint32_t limit = f->esize == 2 ? f->magmax + 1 : 200000;
 			for (uint32_t k = 0; k < limit; k++) {
@@ -234,6 +234,61 @@ static void test_quant_roundtrip(void **state)
 	free(rc);
 }
 
+/* FP16/F32 checkpoints made from BF16 carry 3 / 16 trailing zero mantissa
+ * bits: the codecs must not pay for them. */
+static void test_trailing_zero_mantissas(void **state)
+{
+	(void)state;
+	rans_recip *rc = qs_recip_table_new();
+	qs_dec_scratch *ds = malloc(sizeof(*ds));
+	for (int fmt = QS_FMT_F16; fmt <= QS_FMT_F32; fmt++) {
+		const qs_fmtinfo *f = qs_fmt_info(fmt);
+		unsigned zeros = fmt == QS_FMT_F16 ? 3 : 16;
+		uint64_t rows = 24, cols = 700, n = rows * cols;
+		uint8_t *w = malloc(n * f->esize), *out = malloc(n * f->esize);
+		uint32_t *sc = malloc(rows * 4);
+		for (uint64_t r = 0; r < rows; r++) {
+			uint32_t mx = 0;
+			for (uint64_t c = 0; c < cols; c++) {
+				uint32_t v = from_f32(f, (float)(gauss() * 0.03)) & ~((1u << zeros) - 1);
+				qs_store(f, w + (r * cols + c) * f->esize, v);
+				mx = (v & f->magmask) > mx ? v & f->magmask : mx;
+			}
+			sc[r] = qs_scale_for(f, qs_to_f32(f, mx));
+		}
+		qs_enc_scratch *es = qs_enc_scratch_new(n + 4, rc);
+		int8_t *q = malloc(n), *q2 = malloc(n);
+		uint8_t *pa = malloc(n + QS_PART_SLACK + 1), *pb = malloc(n * f->esize + QS_PART_SLACK + 1);
+		size_t lb = qs_enc_qres(es, f, w, n, 0, cols, sc, q, pb);
+		size_t la = qs_enc_qcode(es, q, n, pa);
+		assert_int_equal(pb[0], QS_CODEC_QRES);
+		assert_int_equal(pb[1], zeros);
+		/* about what the same data costs without the zero bits */
+		double bits = 8.0 * (double)(la + lb) / (double)n;
+		assert_true(bits < 16.0 * f->esize / 2 - zeros + 3);
+		qs_qtab_cache_reset(&ds->qcache);
+		if (pa[0] == QS_CODEC_QCODE)
+			assert_int_equal(qs_dec_qcode(ds, pa + 1, la - 1, q2, n), 0);
+		else
+			memcpy(q2, pa + 1, n);
+		assert_int_equal(qs_dec_qres(ds, f, pb + 1, lb - 1, q2, n, 0, cols, sc, out), 0);
+		assert_memory_equal(w, out, n * f->esize);
+		/* and stored once, as a plain float tensor */
+		size_t lf = qs_enc_fsym(es, f, w, n, pb);
+		assert_int_equal(pb[0], QS_CODEC_FSYM);
+		assert_int_equal(pb[1], zeros);
+		assert_int_equal(qs_dec_fsym(ds, f, pb + 1, lf - 1, out, n), 0);
+		assert_memory_equal(w, out, n * f->esize);
+		/* a hostile shift byte is refused */
+		pb[1] = (uint8_t)(f->mant_bits + 1);
+		assert_int_equal(qs_dec_fsym(ds, f, pb + 1, lf - 1, out, n), -1);
+		qs_enc_scratch_free(es);
+		free(w); free(out); free(sc); free(q); free(q2); free(pa); free(pb);
+	}
+	free(ds);
+	free(rc);
+}
+
 static void test_freqtab_rejects_garbage(void **state)
 {
 	(void)state;
@@ -269,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_fsym_roundtrip),
 		cmocka_unit_test(test_buckets_match_quantiser),
 		cmocka_unit_test(test_quant_roundtrip),
+		cmocka_unit_test(test_trailing_zero_mantissas),
 		cmocka_unit_test(test_freqtab_rejects_garbage),
 	};
 	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
