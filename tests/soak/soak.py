@@ -54,17 +54,21 @@ def main():
                 else:                                     # random preads
                     fd = os.open(path, os.O_RDONLY)
                     ok = True
-                    for _ in range(64):
-                        off = rnd.randrange(len(content))
-                        n = rnd.choice([512, 4096, 65536, 1 << 20])
-                        got = os.pread(fd, n, off)
-                        ok &= got == content[off:off + n]
-                        nbytes[i] += len(got)
-                    os.close(fd)
+                    try:
+                        for _ in range(64):
+                            off = rnd.randrange(len(content))
+                            n = rnd.choice([512, 4096, 65536, 1 << 20])
+                            got = os.pread(fd, n, off)
+                            ok &= got == content[off:off + n]
+                            nbytes[i] += len(got)
+                    finally:
+                        os.close(fd)
                 ops[i] += 1
                 wrong[i] += not ok
-            except OSError:
+            except OSError as e:
                 errors[i] += 1
+                if errors[i] <= 2:
+                    print(f"reader {i}: {key}: {e!r}", flush=True)
 
     def dropper():
         """Empty the page cache every few seconds so that reads keep reaching
