@@ -330,9 +330,11 @@ void qfs_after_read(qfs_handle *h, uint64_t off, uint64_t len)
 	if (!max || !pf.n)
 		return;
 	pthread_mutex_lock(&h->mu);
-	/* sequential: starts where the last read ended (the kernel's readahead
-	 * may reorder a little, so allow one read's slack behind) */
-	int seq = off <= h->next_off && off + len >= h->next_off;
+	/* sequential: reaches where the last read ended, or lands a little
+	 * ahead of it (the kernel's readahead sends several reads at once and
+	 * they may arrive out of order) */
+	uint64_t slack = h->window > (4u << 20) ? h->window : (4u << 20);
+	int seq = off + len >= h->next_off && off <= h->next_off + slack;
 	if (seq)
 		h->window = h->window ? (2 * h->window < max ? 2 * h->window : max) : (1u << 20);
 	else

@@ -334,14 +334,12 @@ static void qfs_fallocate(fuse_req_t req, fuse_ino_t i, int m, off_t o, off_t l,
 static void qfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	qfs_state *d = qfs_daemon();
 	/* 1 MiB requests and many in flight: FUSE's per-request cost dominates
 	 * at 128 KiB (BRIEF.md: 0.35-1.5 GB/s with defaults, 2.4 GB/s tuned) */
 	conn->max_write = 1u << 20;
 	conn->max_read = 1u << 20;
 	/* max_readahead can only go down here: main.c raises the mount's
 	 * read_ahead_kb once it answers */
-	(void)d;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
