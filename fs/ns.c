@@ -264,11 +264,13 @@ void qfs_ns_fill_attr(const qfs_node *n, struct stat *st)
 		st->st_ctim = n->model->st.st_ctim;
 		st->st_atim = n->model->st.st_mtim;
 	}
+	/* read-only, with the read permissions of the backing container */
+	mode_t r = n->model ? n->model->st.st_mode & 0444 : 0444;
 	if (n->is_dir) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | r | r >> 2;   /* search wherever read */
 		st->st_nlink = 2;
 	} else {
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | r;
 		st->st_nlink = 1;
 		st->st_size = (off_t)n->size;
 		st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
