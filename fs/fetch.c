@@ -13,6 +13,7 @@
 #include "log.h"
 
 #define BATCH 32          /* chunks read in one io_uring submission */
+#define KEEP_SPANS 2
 #define PREFETCH_QUEUE 256
 
 /* ---- per-thread io_uring and span buffers ---------------------------------- */
@@ -183,7 +184,15 @@ static int load(qfs_model *m, int view, size_t file, const qs_piece *const *p, q
 		}
 	}
 	read_spans(t, qs_container_fd(m->c), off, len, n, res);
-	return decode_all(t, m, view, file, p, e, res, n) ? -EIO : 0;
+	int rc = decode_all(t, m, view, file, p, e, res, n) ? -EIO : 0;
+	/* keep two span buffers warm per thread; a batch's others go back, or
+	 * sixteen FUSE threads could each hold 32 MiB of them */
+	for (int i = KEEP_SPANS; i < n; i++) {
+		free(t->spans[i]);
+		t->spans[i] = NULL;
+		t->cap[i] = 0;
+	}
+	return rc;
 }
 
 int qfs_fetch(qfs_model *m, int view, size_t file, const qs_piece *p, size_t n, qfs_entry **e)

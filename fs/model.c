@@ -10,7 +10,7 @@
 #include "daemon.h"
 #include "log.h"
 
-#define MAX_IDLE_READERS 4
+#define MAX_IDLE_READERS 2   /* each holds about 1.5 MiB of decode scratch */
 
 static atomic_uint_fast64_t next_gen = 1;
 
