@@ -15,6 +15,8 @@ import qsmount  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+transformers.utils.logging.disable_progress_bar()
+
 
 def drop_caches():
     subprocess.run(["sync"])

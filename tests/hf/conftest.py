@@ -26,7 +26,9 @@ MODELS = {
 
 def _save_models(root):
     import torch
+    import transformers
     from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    transformers.utils.logging.disable_progress_bar()
     base = AutoModel.from_pretrained(MINILM)
     tok = AutoTokenizer.from_pretrained(MINILM)
     for name, dtype in (("minilm-bf16", torch.bfloat16), ("minilm-fp16", torch.float16)):
