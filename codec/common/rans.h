@@ -19,9 +19,12 @@
  * information limit (BRIEF.md: keyed on q alone it costs +23%).
  *
  * Stream layout (FORMAT.md "rANS streams"): 4 x u64 initial decoder states,
- * then u32 words in the order the decoder consumes them.  The encoder starts
- * every state at RANS_L; the decoder must end with all four back at RANS_L and
- * every word consumed, which catches most damage before the checksum does.
+ * 4 x u32 word counts, then each state's u32 words in the order its decoder
+ * consumes them (one word stream per state, so that refilling one state
+ * never waits on another's pointer).  The encoder starts every state at
+ * RANS_L; the decoder must end with all four back at RANS_L and every word
+ * consumed, which catches most damage before the checksum does.  The
+ * decoding loops live in decompress/float_dec.c, specialised per codec.
  */
 #ifndef QS_RANS_H
 #define QS_RANS_H
