@@ -9,9 +9,10 @@
  * kinds of symbol use it:
  *   - table symbols: frequencies normalised to 2^12 (freqtab.c);
  *   - uniform symbols: a value in [0, n) with n <= 2^16, each value given
- *     start(i) = ceil(i * 2^16 / n); this is how the position of a float inside
- *     its INT8 bucket is coded, at log2(n) bits to within 1e-4 bit;
- *   - raw 16-bit pieces (n = 2^16, freq 1): just shifts.
+ *     the slots from floor(i * 2^16 / n) (see rans_step_make); this is how the
+ *     position of a float inside its INT8 bucket is coded, at log2(n) bits
+ *     to within 1e-4 bit;
+ *   - raw pieces of k <= 16 bits (freq 1 out of 2^k): just shifts.
  *
  * Why not a fixed power-of-two alphabet everywhere: the number of float values
  * that round to one INT8 code depends on the row's scale, and coding that
