@@ -14,7 +14,7 @@ CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c
 HDRS    := $(wildcard include/*.h codec/*/*.h)
 TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench $(B)/libfailshim.so
 
-.PHONY: all deps check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak
+.PHONY: all deps deps-apt check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak
 # keep objects of the unit tests between runs
 .SECONDARY:
 
@@ -59,7 +59,13 @@ $(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/libqstore.a
 APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
 	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv time \
 	rsync bc dpkg-dev systemd
-deps:
+deps: deps-apt
+	@mkdir -p $(B)
+	@tests/tools/setup-venv.sh $(B)/venv
+	@tests/tools/fetch-minilm.sh $(B)/minilm
+
+# the Debian packages alone (enough to build and for make demo)
+deps-apt:
 	@command -v dpkg >/dev/null || { echo "make deps: needs a Debian-like system (apt-get)"; exit 1; }
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -67,9 +73,6 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "deps: all Debian packages present"; fi
-	@mkdir -p $(B)
-	@tests/tools/setup-venv.sh $(B)/venv
-	@tests/tools/fetch-minilm.sh $(B)/minilm
 
 # ---- tests ---------------------------------------------------------------------
 test-unit: $(UNIT)
@@ -100,7 +103,8 @@ check: deps
 	$(MAKE) test
 	$(MAKE) fuzz FUZZ_SECONDS=60
 
-demo: all
+demo: deps-apt
+	@$(MAKE) --no-print-directory -s all
 	@tests/demo.sh $(B)
 
 bench: all

@@ -40,7 +40,30 @@ for k in sorted(k for k in h if '.0.self_attn.q_proj.' in k or '.0.input_layerno
     print(f"  {k}: {h[k]['dtype']} {h[k]['shape']}")
 PY
 
-say "7. the point: both precisions in one file"
+say "7. mount it: both precisions served on demand by qstorefs"
+mkdir -p "$D/back" "$D/mnt"
+cp "$D/model.qst" "$D/back/llama.qst"
+"$B/qstorefs" "$D/back" "$D/mnt" -o cache_size=128M
+trap 'fusermount3 -u "$D/mnt" 2>/dev/null || true' EXIT
+for i in $(seq 50); do mountpoint -q "$D/mnt" && break; sleep 0.1; done
+(cd "$D/mnt" && find llama -maxdepth 2 | sort | sed 's/^/  /')
+for f in $(cd "$D/model" && ls model-0000*.safetensors); do
+	a=$(sha256sum < "$D/model/$f" | cut -c1-16); b=$(sha256sum < "$D/mnt/llama/bf16/$f" | cut -c1-16)
+	echo "  bf16/$f  source $a  mount $b  $([ "$a" = "$b" ] && echo identical || echo DIFFERENT)"
+	[ "$a" = "$b" ]
+done
+diff -r "$D/int8" "$D/mnt/llama/int8" && echo "  int8/ on the mount = qstore unpack --precision int8"
+python3 - "$D/mnt/llama/model-bf16.safetensors" "$D/mnt/llama/model-int8.safetensors" <<'PY'
+import json, struct, sys
+for p in sys.argv[1:]:
+    f = open(p, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); h.pop('__metadata__', None)
+    print(f"  {p.split('/')[-1]}: one valid safetensors file, {len(h)} tensors (merged from the shards)")
+PY
+echo "  stats: $(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('decoded', round(s['decoded']['bytes']/1e6), 'MB, cache hits', s['cache']['hits'], 'misses', s['cache']['misses'])" "$D/mnt/.qstorefs/stats")"
+fusermount3 -u "$D/mnt"
+trap - EXIT
+
+say "8. the point: both precisions in one file"
 hb=$(du -cb "$D/model"/*.safetensors | tail -1 | cut -f1)
 ib=$(du -cb "$D/int8"/*.safetensors | tail -1 | cut -f1)
 cb=$(stat -c %s "$D/model.qst")
