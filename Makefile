@@ -184,8 +184,9 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 			$(B)/fuzz/fuzz_$$t tests/fuzz/regress/$$t/* 2>&1 | tail -1; fi; \
 		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
 		$(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-			-artifact_prefix=$(B)/fuzz/crash-$$t- $(B)/fuzz/corpus-$$t tests/fuzz/seeds/$$t 2>&1 \
-			| grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE|ERROR|SUMMARY|Test unit written" || true; \
+			-artifact_prefix=$(B)/fuzz/crash-$$t- $(B)/fuzz/corpus-$$t tests/fuzz/seeds/$$t > $(B)/fuzz/$$t.log 2>&1 || true; \
+		grep -E "^stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" $(B)/fuzz/$$t.log || true; \
+		grep -q "^stat::number_of_executed_units" $(B)/fuzz/$$t.log || { echo "fuzz $$t did not run:"; tail -3 $(B)/fuzz/$$t.log; exit 1; }; \
 		if ls $(B)/fuzz/crash-$$t-* >/dev/null 2>&1; then echo "fuzz $$t: crash, see $(B)/fuzz/crash-$$t-*"; exit 1; fi; \
 	done
 
