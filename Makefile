@@ -87,6 +87,8 @@ test-asan: $(B)/asan/qstore $(B)/asan/qstorefs $(UNIT_ASAN) $(TOOLS)
 	@QSTORE=$(B)/asan/qstore $(CLI_ENV) QS_QUICK=1 tests/cli/run-all.sh
 	@echo "== fs/ (real FUSE mounts, qstorefs under ASan+UBSan)"
 	@QS_BUILD=$(abspath $(B)) QSTOREFS=$(abspath $(B))/asan/qstorefs QS_ASAN=1 $(PYTEST) tests/fs
+	@echo "== hf/ (loaders on a mount served by qstorefs under ASan+UBSan)"
+	@QS_BUILD=$(abspath $(B)) QSTOREFS=$(abspath $(B))/asan/qstorefs QS_MINILM=$(abspath $(B))/minilm $(PYTEST) tests/hf
 
 # real FUSE mounts (needs /dev/fuse and fusermount3)
 PYTEST = $(B)/venv/bin/python -m pytest -q -p no:cacheprovider
