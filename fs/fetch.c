@@ -132,6 +132,24 @@ static void read_spans(tstate *t, int fd, const uint64_t *off, const size_t *len
 	}
 }
 
+/* One log line per failing chunk per minute: the kernel retries a failed
+ * read in smaller pieces, which would repeat the same line many times. */
+static int first_report(uint64_t gen, uint64_t key)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static struct { uint64_t gen, key, when; } seen[64];
+	static unsigned next;
+	uint64_t now = now_ns() / 1000000000ull;
+	int first = 1;
+	pthread_mutex_lock(&mu);
+	for (unsigned i = 0; i < 64 && first; i++)
+		first = !(seen[i].gen == gen && seen[i].key == key && now - seen[i].when < 60);
+	if (first)
+		seen[next++ % 64] = (typeof(seen[0])){ gen, key, now };
+	pthread_mutex_unlock(&mu);
+	return first;
+}
+
 /* Decode the loaded spans into the entries; publishes each; 0 if all ok. */
 static int decode_all(tstate *t, qfs_model *m, int view, size_t file, const qs_piece *const *p, qfs_entry **e,
 		      const int *res, int n)
@@ -154,7 +172,8 @@ static int decode_all(tstate *t, qfs_model *m, int view, size_t file, const qs_p
 			got = qs_decode_span(r, p[i]->stream, p[i]->face, p[i]->chunk, t->spans[i], qfs_entry_data(e[i]),
 					     fi.path, &err);
 		if (got < 0) {
-			qfs_log(QFS_ERR, "%s", err.msg);
+			if (first_report(m->gen, qs_chunk_key(m->c, p[i]->stream, p[i]->face, p[i]->chunk)))
+				qfs_log(QFS_ERR, "%s", err.msg);
 			atomic_fetch_add(&qfs_daemon()->n.errors, 1);
 			bad = 1;
 		} else {
