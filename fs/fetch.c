@@ -214,6 +214,13 @@ static int load(qfs_model *m, int view, size_t file, const qs_piece *const *p, q
 	return rc;
 }
 
+/* The cache entry of a piece's chunk (see qfs_cache_get for MODE and OWN). */
+static qfs_entry *entry_of(qfs_model *m, const qs_piece *x, int mode, int *own)
+{
+	return qfs_cache_get(qfs_daemon()->cache, m->gen, qs_chunk_key(m->c, x->stream, x->face, x->chunk),
+			     (size_t)qs_chunk_decoded_size(m->c, x->stream, x->face, x->chunk), mode, own);
+}
+
 int qfs_fetch(qfs_model *m, int view, size_t file, const qs_piece *p, size_t n, qfs_entry **e)
 {
 	qfs_cache *cache = qfs_daemon()->cache;
@@ -224,9 +231,7 @@ int qfs_fetch(qfs_model *m, int view, size_t file, const qs_piece *p, size_t n, 
 	for (size_t i = 0; i < n; i++) {
 		int own;
 		const qs_piece *x = &p[i];
-		e[i] = rc ? NULL : qfs_cache_get(cache, m->gen, qs_chunk_key(m->c, x->stream, x->face, x->chunk),
-						 (size_t)qs_chunk_decoded_size(m->c, x->stream, x->face, x->chunk),
-						 QFS_GET_TRY, &own);
+		e[i] = rc ? NULL : entry_of(m, x, QFS_GET_TRY, &own);
 		if (!e[i]) {
 			if (!rc && errno == EAGAIN)
 				waiting = 1;
@@ -255,8 +260,7 @@ int qfs_fetch(qfs_model *m, int view, size_t file, const qs_piece *p, size_t n, 
 			continue;
 		int own;
 		const qs_piece *x = &p[i];
-		e[i] = qfs_cache_get(cache, m->gen, qs_chunk_key(m->c, x->stream, x->face, x->chunk),
-				     (size_t)qs_chunk_decoded_size(m->c, x->stream, x->face, x->chunk), QFS_GET_WAIT, &own);
+		e[i] = entry_of(m, x, QFS_GET_WAIT, &own);
 		if (e[i] && own) {
 			const qs_piece *one = x;
 			rc = load(m, view, file, &one, &e[i], 1);   /* its loader failed and dropped it */
@@ -302,9 +306,7 @@ static void *prefetch_worker(void *arg)
 		pf.count--;
 		pthread_mutex_unlock(&pf.mu);
 		int own;
-		qfs_entry *e = qfs_cache_get(cache, j.m->gen, qs_chunk_key(j.m->c, j.p.stream, j.p.face, j.p.chunk),
-					     (size_t)qs_chunk_decoded_size(j.m->c, j.p.stream, j.p.face, j.p.chunk),
-					     QFS_GET_PREFETCH, &own);
+		qfs_entry *e = entry_of(j.m, &j.p, QFS_GET_PREFETCH, &own);
 		if (e) {
 			const qs_piece *pp = &j.p;
 			load(j.m, j.view, j.file, &pp, &e, 1);

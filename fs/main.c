@@ -108,12 +108,12 @@ static int apply_conf(struct cfg *cfg, qfs_conf *fc, struct fuse_cmdline_opts *c
 	int rc = qfs_conf_load(path, fc, err, sizeof(err));
 	if (rc == -2 && !cfg->config)
 		return 0;   /* no default file: fine */
-	if (rc) {
-		fprintf(stderr, "qstorefs: %s\n", rc == -2 ? "configuration file not found" : err);
-		if (rc == -2)
-			fprintf(stderr, "qstorefs: %s\n", path);
+	if (rc == -2)
+		fprintf(stderr, "qstorefs: %s: configuration file not found\n", path);
+	else if (rc)
+		fprintf(stderr, "qstorefs: %s\n", err);
+	if (rc)
 		return -1;
-	}
 	conf_path = strdup(path);
 	if (!cfg->backing && fc->backing)
 		cfg->backing = strdup(fc->backing);

@@ -34,14 +34,13 @@ qfs_model *qfs_model_open(const char *name, const char *path, const struct stat 
 	qs_summary s;
 	qs_container_summary(c, &s);
 	m->dtype_dir = !strcmp(s.source_dtype, "F16") ? "fp16" : !strcmp(s.source_dtype, "F32") ? "fp32" : "bf16";
-	char single[2][64];
-	snprintf(single[QS_VIEW_HIGH], sizeof(single[0]), "model-%s.safetensors", m->dtype_dir);
-	snprintf(single[QS_VIEW_INT8], sizeof(single[0]), "model-int8.safetensors");
+	snprintf(m->single_name[QS_VIEW_HIGH], sizeof(m->single_name[0]), "model-%s.safetensors", m->dtype_dir);
+	snprintf(m->single_name[QS_VIEW_INT8], sizeof(m->single_name[0]), "model-int8.safetensors");
 	for (int v = 0; v < 2; v++) {
 		/* none when the model has no weight files, or headers that cannot
 		 * be merged; the directories work regardless */
 		err->msg[0] = 0;
-		m->single[v] = qs_add_merged(c, (qs_view)v, single[v], err);
+		m->single[v] = qs_add_merged(c, (qs_view)v, m->single_name[v], err);
 		if (m->single[v] < 0 && err->msg[0])
 			qfs_log(QFS_WARN, "%s: no single-file %s view: %s", path, v ? "int8" : m->dtype_dir, err->msg);
 	}

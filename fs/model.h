@@ -24,6 +24,7 @@ typedef struct qfs_model {
 	qs_container *c;
 	const char *dtype_dir; /* "bf16", "fp16" or "fp32" */
 	ssize_t single[2];     /* single-file view per view (-1: none) */
+	char single_name[2][32];   /* model-<dtype>.safetensors, model-int8.safetensors */
 	pthread_mutex_t mu;
 	qs_reader **idle;      /* reader pool */
 	int n_idle;

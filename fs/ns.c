@@ -187,14 +187,12 @@ static qfs_node *build_model(qfs_model *m)
 	qfs_node *top = new_node(m->id, "", m->name, 1, m);
 	if (!top)
 		return NULL;
-	static const char *const single_name[2] = { NULL, "model-int8.safetensors" };
-	char high_single[64], key[8192];
-	snprintf(high_single, sizeof(high_single), "model-%s.safetensors", m->dtype_dir);
+	char key[8192];
 	for (int v = 0; v < 2; v++) {
 		const char *dirname = v ? "int8" : m->dtype_dir;
 		if (m->single[v] >= 0) {
 			snprintf(key, sizeof(key), "single/%d", v);
-			if (!add_file(top, m, key, v ? single_name[1] : high_single, v, m->single[v]))
+			if (!add_file(top, m, key, m->single_name[v], v, m->single[v]))
 				return NULL;
 		}
 		qfs_node *vd = new_node(m->id, dirname, dirname, 1, m);

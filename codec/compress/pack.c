@@ -62,8 +62,6 @@ static double now(void)
 	return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-
-
 /* ---- one job, on a worker ------------------------------------------------ */
 
 static size_t enc_zstd(ZSTD_CCtx *z, const uint8_t *in, size_t n, int level, uint8_t *out)
@@ -78,7 +76,9 @@ static size_t enc_zstd(ZSTD_CCtx *z, const uint8_t *in, size_t n, int level, uin
 	return 1 + n;
 }
 
-static void run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
+/* Encode one chunk; returns JOB_DONE or JOB_FAILED (with j->err).  The
+ * caller publishes the state under the ring's mutex, after every field. */
+static int run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
 {
 	const qs_stream *s = &pk->plan->ix.streams[j->stream];
 	const qs_stream_src *src = &pk->plan->src[j->stream];
@@ -90,8 +90,7 @@ static void run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
 		memcpy(j->in, src->mem + boff, j->in_len);
 	} else if ((e = qs_pread_full(pk->plan->files[src->file].fd, j->in, j->in_len, src->off + boff))) {
 		snprintf(j->err, sizeof(j->err), "%s: read error: %s", pk->plan->files[src->file].abs, strerror(-e));
-		j->state = JOB_FAILED;
-		return;
+		return JOB_FAILED;
 	}
 	j->lb = 0;
 	j->hash_b = 0;
@@ -116,10 +115,9 @@ static void run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
 	if (!j->la || (s->kind == QS_STREAM_QUANT && !j->lb)) {
 		snprintf(j->err, sizeof(j->err), "internal error encoding chunk %llu of '%s'",
 			 (unsigned long long)j->k, s->name);
-		j->state = JOB_FAILED;
-		return;
+		return JOB_FAILED;
 	}
-	j->state = JOB_DONE;
+	return JOB_DONE;
 }
 
 static void *worker(void *arg)
@@ -136,13 +134,13 @@ static void *worker(void *arg)
 		job *j = &pk->ring[pk->next_run++ % pk->nring];
 		j->state = JOB_RUNNING;
 		pthread_mutex_unlock(&pk->mu);
-		if (es && z) {
-			run_job(pk, j, es, z);
-		} else {
+		int state = JOB_FAILED;
+		if (es && z)
+			state = run_job(pk, j, es, z);
+		else
 			snprintf(j->err, sizeof(j->err), "out of memory");
-			j->state = JOB_FAILED;
-		}
 		pthread_mutex_lock(&pk->mu);
+		j->state = state;
 		pthread_cond_broadcast(&pk->cv_done);
 	}
 	pthread_mutex_unlock(&pk->mu);

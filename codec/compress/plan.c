@@ -688,8 +688,7 @@ static int add_json_blob(qs_plan *p, const char *rel, json_t *j, size_t flags, q
 /* The shard index of the INT8 view: every entry kept, each quantised
  * weight followed by its weight_scale in the same shard, total_size of the
  * INT8 shards. */
-static int rewrite_index(qs_plan *p, const qs_srcfile *f, json_t *j, json_t *quantized, const uint64_t *i8data,
-			 qs_error *err)
+static void rewrite_index(qs_plan *p, const qs_srcfile *f, json_t *j, json_t *quantized, const uint64_t *i8data)
 {
 	json_t *wm = json_object_get(j, "weight_map"), *nw = json_object(), *v;
 	const char *name;
@@ -707,11 +706,10 @@ static int rewrite_index(qs_plan *p, const qs_srcfile *f, json_t *j, json_t *qua
 		}
 		if (!json_object_get(seen, shard)) {
 			char *rel = NULL;
+			qs_srcfile *sf = NULL;
 			json_object_set_new(seen, shard, json_true());
-			if (asprintf(&rel, "%s%s", dir, shard) >= 0)
-				for (size_t k = 0; k < p->n_files; k++)
-					if (!strcmp(p->files[k].rel, rel))
-						total += i8data[k];
+			if (asprintf(&rel, "%s%s", dir, shard) >= 0 && (sf = find_file(p, rel)))
+				total += i8data[sf - p->files];
 			free(rel);
 		}
 	}
@@ -724,24 +722,17 @@ static int rewrite_index(qs_plan *p, const qs_srcfile *f, json_t *j, json_t *qua
 		json_object_set_new(j, "metadata", meta);
 	}
 	json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
-	(void)err;
-	return 0;
 }
 
-/* A file the INT8 view shares with the high view (tokenizer, README...). */
+/* A file the INT8 view shares with the high view (tokenizer, README...).
+ * High view file FI is source file FI: the high view lists every source file
+ * once, in order. */
 static int share_file(qs_plan *p, size_t fi, qs_error *err)
 {
-	const qs_vfile *hf = NULL;
-	for (size_t k = 0; k < p->ix.n_files[QS_VIEW_HIGH]; k++)
-		if (!strcmp(p->ix.files[QS_VIEW_HIGH][k].path, p->files[fi].rel))
-			hf = &p->ix.files[QS_VIEW_HIGH][k];
-	if (!hf || !add_vfile(p, QS_VIEW_INT8, p->files[fi].rel, err))
-		return hf ? -1 : qs_fail(err, EINVAL, "internal: no high view file for %s", p->files[fi].rel);
+	const qs_vfile *hf = &p->ix.files[QS_VIEW_HIGH][fi];
+	if (!add_vfile(p, QS_VIEW_INT8, p->files[fi].rel, err))
+		return -1;
 	size_t vi = p->ix.n_files[QS_VIEW_INT8] - 1;
-	hf = NULL;   /* add_vfile may not move it, but extents may; re-find below */
-	for (size_t k = 0; k < p->ix.n_files[QS_VIEW_HIGH]; k++)
-		if (!strcmp(p->ix.files[QS_VIEW_HIGH][k].path, p->files[fi].rel))
-			hf = &p->ix.files[QS_VIEW_HIGH][k];
 	for (uint64_t k = 0; k < hf->n_extents; k++) {
 		qs_extent x = p->ix.extents[hf->first_extent + k];
 		if (add_extent(p, &p->ix.files[QS_VIEW_INT8][vi], x.stream, (int)x.face, x.len, err))
@@ -812,9 +803,8 @@ int qs_plan_build(qs_plan *p, const char *src, size_t chunk_bytes, qs_error *err
 			json_object_set_new(j, "quantization_config", quantization_config(p, j));
 			rc = add_json_blob(p, f->rel, j, JSON_INDENT(2), err);
 		} else if (ends_with(f->rel, ".safetensors.index.json") && (j = load_json_file(f, err))) {
-			rc = rewrite_index(p, f, j, quantized, i8data, err);
-			if (!rc)
-				rc = add_json_blob(p, f->rel, j, JSON_INDENT(2) | JSON_SORT_KEYS, err);
+			rewrite_index(p, f, j, quantized, i8data);
+			rc = add_json_blob(p, f->rel, j, JSON_INDENT(2) | JSON_SORT_KEYS, err);
 		} else {
 			rc = share_file(p, i, err);
 		}

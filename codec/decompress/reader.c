@@ -421,29 +421,22 @@ ssize_t qs_read(qs_reader *r, qs_view view, size_t file, uint64_t off, void *buf
 	const qs_index *ix = r->c->ix;
 	if ((unsigned)view > 1 || file >= ix->n_files[view])
 		return qs_fail(err, EINVAL, "%s: no file %zu in the %s view", r->c->path, file, view ? "int8" : "high");
-	const qs_vfile *f = &ix->files[view][file];
-	if (off >= f->size)
-		return 0;
-	if (len > f->size - off)
-		len = (size_t)(f->size - off);
-	/* last extent starting at or before off */
-	uint64_t lo = f->first_extent, hi = f->first_extent + f->n_extents;
-	while (hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (ix->extents[mid].file_off <= off)
-			lo = mid;
-		else
-			hi = mid;
-	}
+	const char *path = ix->files[view][file].path;
 	uint8_t *out = buf;
-	size_t done = 0;
-	for (uint64_t x = lo; done < len; x++) {
-		const qs_extent *e = &ix->extents[x];
-		uint64_t pos = off + done, in = pos - e->file_off;
-		uint64_t n = e->len - in < len - done ? e->len - in : len - done;
-		if (read_stream(r, e->stream, (int)e->face, e->stream_off + in, out + done, n, f->path, err))
-			return -1;
-		done += n;
+	qs_piece p[64];
+	size_t done = 0, n;
+	/* the mapping qs_map gives a daemon, decoded here chunk by chunk */
+	while (done < len && (n = qs_map(r->c, view, file, off + done, len - done, p, 64))) {
+		for (size_t i = 0; i < n; i++) {
+			size_t clen;
+			const uint8_t *d = decode_chunk(r, p[i].stream, p[i].chunk, (int)p[i].face, &clen, path, err);
+			if (!d)
+				return -1;
+			if (p[i].chunk_off + p[i].len > clen)
+				return chunk_fail(r, p[i].stream, p[i].chunk, path, "range beyond the chunk", err);
+			memcpy(out + (p[i].file_off - off), d + p[i].chunk_off, p[i].len);
+			done += p[i].len;
+		}
 	}
 	return (ssize_t)done;
 }
