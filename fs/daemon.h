@@ -38,5 +38,8 @@ typedef struct qfs_state {
 
 qfs_state *qfs_daemon(void);
 extern const struct fuse_lowlevel_ops qfs_ops;
+/* After the session loop: free the handles whose release the kernel never
+ * sent (a close racing with unmount). */
+void qfs_release_all(void);
 
 #endif

@@ -24,6 +24,7 @@ typedef struct qfs_handle {
 	int ceiling;               /* /.qstorefs/ceiling */
 	char *text;                /* the stats file: its snapshot */
 	size_t text_len;
+	struct qfs_handle *prev, *next;   /* every open handle (ops.c) */
 } qfs_handle;
 
 /* Hold the cache entries of pieces p[0..n) in e[0..n), loading the missing

@@ -353,6 +353,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(D.se);
 out:
+	qfs_release_all();
 	qfs_ns_destroy();
 	qfs_cache_free(D.cache);
 	free(D.o.backing);

@@ -157,6 +157,36 @@ static char *stats_json(size_t *len)
 	return s;
 }
 
+static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
+static qfs_handle *handles;
+
+static void handle_free(qfs_handle *h)
+{
+	pthread_mutex_lock(&handles_mu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_mu);
+	if (h->m) {
+		pthread_mutex_lock(&h->m->mu);
+		h->m->open_handles--;
+		pthread_mutex_unlock(&h->m->mu);
+		qfs_model_unref(h->m);
+	}
+	free(h->text);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+void qfs_release_all(void)
+{
+	while (handles)
+		handle_free(handles);
+}
+
 static void qfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_APPEND))) {
@@ -195,24 +225,22 @@ static void qfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fi->keep_cache = 1;   /* immutable: a new version is a new inode */
 	}
+	pthread_mutex_lock(&handles_mu);
+	h->next = handles;
+	if (handles)
+		handles->prev = h;
+	handles = h;
+	pthread_mutex_unlock(&handles_mu);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->noflush = 1;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi))
+		handle_free(h);   /* the open was interrupted: no release will come */
 }
 
 static void qfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	qfs_handle *h = (qfs_handle *)(uintptr_t)fi->fh;
-	if (h->m) {
-		pthread_mutex_lock(&h->m->mu);
-		h->m->open_handles--;
-		pthread_mutex_unlock(&h->m->mu);
-		qfs_model_unref(h->m);
-	}
-	free(h->text);
-	pthread_mutex_destroy(&h->mu);
-	free(h);
+	handle_free((qfs_handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
