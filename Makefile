@@ -10,28 +10,63 @@ LIBS    := -lzstd -ljansson -lxxhash -lcrypto -lm -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 B       := build
-CODEC_SRC := $(wildcard codec/common/*.c codec/compress/*.c codec/decompress/*.c)
-HDRS    := $(wildcard include/*.h codec/*/*.h)
+CODEC_SRC := $(wildcard codec/*.c codec/common/*.c codec/compress/*.c codec/decompress/*.c)
+SERVE_SRC := $(wildcard serve/*.c)
+FS_SRC    := $(wildcard fs/*.c)
+HDRS    := $(wildcard include/*.h codec/*/*.h serve/*.h fs/*.h)
 TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench $(B)/libfailshim.so
+FS_LIBS := $(shell pkg-config --libs fuse3 liburing libsystemd 2>/dev/null)
+FS_CFLAGS := $(shell pkg-config --cflags fuse3 liburing libsystemd 2>/dev/null)
 
-.PHONY: all deps deps-apt check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak
+.PHONY: all deps deps-apt check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak exports
 # keep objects of the unit tests between runs
 .SECONDARY:
 
 all: $(B)/libqstore.a $(B)/qstore $(B)/qstorefs $(TOOLS)
 
-# ---- the library and the CLI (normal and sanitizer builds) ---------------
+# ---- objects (normal and sanitizer builds) -----------------------------------
+# The library is built with hidden visibility: only QS_API symbols (the
+# public headers) leave libqstore.a, see the archive rules below.
+$(B)/obj/codec/%.o: codec/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(BASE) -fvisibility=hidden $(CFLAGS) -c $< -o $@
+$(B)/asan/codec/%.o: codec/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(BASE) -fvisibility=hidden -O1 -g $(SAN) -c $< -o $@
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
 $(B)/asan/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
+	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
 
+# libqstore.a: one relocatable object whose hidden symbols are made local,
+# so only the public API is exported (make exports lists it).
+# libqstore-internal.a: every object as it is, for the unit tests that test
+# the library's parts directly.
+define archive
+	@rm -f $@ $@.o
+	ld -r -o $@.o $(1)
+	objcopy --localize-hidden $@.o
+	ar rcs $@ $@.o
+	@rm -f $@.o
+endef
 $(B)/libqstore.a: $(CODEC_SRC:%.c=$(B)/obj/%.o)
-	ar rcs $@ $^
+	$(call archive,$^)
 $(B)/asan/libqstore.a: $(CODEC_SRC:%.c=$(B)/asan/%.o)
-	ar rcs $@ $^
+	$(call archive,$^)
+$(B)/libqstore-internal.a: $(CODEC_SRC:%.c=$(B)/obj/%.o)
+	@rm -f $@; ar rcs $@ $^
+$(B)/asan/libqstore-internal.a: $(CODEC_SRC:%.c=$(B)/asan/%.o)
+	@rm -f $@; ar rcs $@ $^
+# the FUSE-free serving layer (links libqstore only)
+$(B)/libqsserve.a: $(SERVE_SRC:%.c=$(B)/obj/%.o)
+	@rm -f $@; ar rcs $@ $^
+$(B)/asan/libqsserve.a: $(SERVE_SRC:%.c=$(B)/asan/%.o)
+	@rm -f $@; ar rcs $@ $^
+
+exports: $(B)/libqstore.a
+	@nm -g --defined-only $< | awk '$$2 ~ /[TDBR]/ {print $$3}' | sort
 
 $(B)/qstore: $(B)/obj/cli/qstore.o $(B)/libqstore.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -41,24 +76,26 @@ $(B)/asan/qstore: $(B)/asan/cli/qstore.o $(B)/asan/libqstore.a
 # test data generators (C, so large models cost no Python)
 $(B)/genmodel: $(B)/obj/tests/tools/genmodel.o
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ -lm
-$(B)/stcast: $(B)/obj/tests/tools/stcast.o $(B)/libqstore.a
+$(B)/stcast: $(B)/obj/tests/tools/stcast.o $(B)/libqstore-internal.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
 
-# ---- unit tests (cmocka) ---------------------------------------------------
+# ---- unit tests (cmocka): the library's parts, the serving layer and the
+# namespace, none of them through FUSE ------------------------------------------
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT     := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/unit/%)
-$(B)/unit/%: $(B)/obj/tests/unit/%.o $(B)/libqstore.a
+UNIT_LIBS = $(LIBS) -lcmocka $(shell pkg-config --libs liburing 2>/dev/null)
+$(B)/unit/%: $(B)/obj/tests/unit/%.o $(B)/obj/fs/ns.o $(B)/libqsserve.a $(B)/libqstore-internal.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
-$(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/libqstore.a
+	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(UNIT_LIBS)
+$(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/fs/ns.o $(B)/asan/libqsserve.a $(B)/asan/libqstore-internal.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(BASE) $(SAN) -o $@ $^ $(UNIT_LIBS)
 
 # ---- set-up ------------------------------------------------------------------
 APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
 	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv time \
-	rsync bc dpkg-dev systemd
+	rsync bc dpkg-dev systemd clang libclang-rt-dev
 deps: deps-apt
 	@mkdir -p $(B)
 	@tests/tools/setup-venv.sh $(B)/venv
@@ -126,19 +163,10 @@ $(B)/qsbench: $(B)/obj/tests/bench/qsbench.o $(B)/libqstore.a
 test-big: all
 	@QSTORE=$(abspath $(B))/qstore GENMODEL=$(abspath $(B))/genmodel QS_BIG=1 bash -c 'cd tests/cli && bash test_bigshard.sh'
 
-# ---- the FUSE daemon ------------------------------------------------------------
-FS_SRC  := $(wildcard fs/*.c)
-FS_LIBS := $(shell pkg-config --libs fuse3 liburing libsystemd 2>/dev/null)
-FS_CFLAGS := $(shell pkg-config --cflags fuse3 liburing libsystemd 2>/dev/null)
-$(B)/obj/fs/%.o: fs/%.c $(HDRS) $(wildcard fs/*.h)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
-$(B)/asan/fs/%.o: fs/%.c $(HDRS) $(wildcard fs/*.h)
-	@mkdir -p $(dir $@)
-	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
-$(B)/qstorefs: $(FS_SRC:%.c=$(B)/obj/%.o) $(B)/libqstore.a
+# ---- the FUSE daemon: a thin adapter over serve/ ----------------------------------
+$(B)/qstorefs: $(FS_SRC:%.c=$(B)/obj/%.o) $(B)/libqsserve.a $(B)/libqstore.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(FS_LIBS) $(LIBS)
-$(B)/asan/qstorefs: $(FS_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libqstore.a
+$(B)/asan/qstorefs: $(FS_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libqsserve.a $(B)/asan/libqstore.a
 	$(CC) $(BASE) $(SAN) -o $@ $^ $(FS_LIBS) $(LIBS)
 
 # ---- install, .deb ----------------------------------------------------------------
@@ -171,9 +199,9 @@ $(B)/fuzz/fuzz_container: tests/fuzz/fuzz_container.c $(CODEC_SRC) $(HDRS)
 $(B)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c $(CODEC_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(BASE) $(FUZZ_FLAGS) -o $@ $< $(CODEC_SRC) $(LIBS)
-$(B)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c fs/config.c fs/log.c fs/config.h
+$(B)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c fs/config.c serve/log.c codec/common/util.c fs/config.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(BASE) $(FUZZ_FLAGS) -o $@ $< fs/config.c fs/log.c
+	$(FUZZ_CC) $(CPPFLAGS) $(BASE) $(FUZZ_FLAGS) -o $@ $< fs/config.c serve/log.c codec/common/util.c
 
 # Each target for FUZZ_SECONDS from the committed seeds (new inputs go to
 # build/fuzz/corpus-*); inputs that once crashed stay in tests/fuzz/regress/

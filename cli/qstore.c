@@ -42,21 +42,6 @@ static int die(const char *cmd, const qs_error *e)
 	return 1;
 }
 
-static int parse_size(const char *s, size_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	if (*end == 'K' || *end == 'k') v <<= 10, end++;
-	else if (*end == 'M' || *end == 'm') v <<= 20, end++;
-	if (*end)
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
 static int cmd_pack(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -65,6 +50,7 @@ static int cmd_pack(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
 	qs_pack_options opt = { 0 };
 	const char *out = NULL;
+	uint64_t bytes;
 	int c;
 	while ((c = getopt_long(argc, argv, "o:t:pc:h", lo, NULL)) != -1) {
 		char *end;
@@ -79,10 +65,11 @@ static int cmd_pack(int argc, char **argv)
 			break;
 		case 'p': opt.progress = isatty(2); break;
 		case 'c':
-			if (parse_size(optarg, &opt.chunk_bytes)) {
-				fprintf(stderr, "qstore pack: --chunk-size wants a byte count (K/M suffix), got '%s'\n", optarg);
+			if (qs_parse_bytes(optarg, &bytes) || bytes > SIZE_MAX) {
+				fprintf(stderr, "qstore pack: --chunk-size wants a byte count (K, M, G or T suffix), got '%s'\n", optarg);
 				return 2;
 			}
+			opt.chunk_bytes = (size_t)bytes;
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -197,12 +184,6 @@ static int cmd_verify(int argc, char **argv)
 	return rc;
 }
 
-static void hex(const uint8_t *h, char *out)
-{
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", h[i]);
-}
-
 static int cmd_info(int argc, char **argv)
 {
 	int json = 0, c;
@@ -246,7 +227,7 @@ static int cmd_info(int argc, char **argv)
 		for (size_t i = 0; i < qs_file_count(ct, (qs_view)v); i++) {
 			qs_file_info fi;
 			qs_file_get(ct, (qs_view)v, i, &fi);
-			hex(fi.sha256, h);
+			qs_hex(fi.sha256, 32, h);
 			printf("  %14llu  %s  %s\n", (unsigned long long)fi.size, h, fi.path);
 		}
 	}

@@ -28,7 +28,13 @@ typedef struct qfs_conf {
  * file: -2 and no message, for the optional default path). */
 int qfs_conf_load(const char *path, qfs_conf *c, char *err, size_t errlen);
 void qfs_conf_free(qfs_conf *c);
-/* "123", "4K", "64M", "4G" -> bytes; -1 if malformed */
-int qfs_parse_bytes(const char *s, uint64_t *out);
+/* The one validator of every setting, from the file or the command line:
+ * 0, -1 for a bad value, -2 for an unknown key. */
+int qfs_conf_set(qfs_conf *c, const char *key, const char *val);
+/* What a good value of KEY looks like, for messages. */
+const char *qfs_conf_hint(const char *key);
+
+/* The cache holds whole decoded chunks (up to 16 MiB each). */
+#define QFS_MIN_CACHE (16ull << 20)
 
 #endif

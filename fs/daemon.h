@@ -1,6 +1,8 @@
 /*
- * daemon.h - the state of one qstorefs mount.  fs/ is the adapter between
- * FUSE and libqstore: this is the only global, like passthrough_hp's.
+ * daemon.h - the state of one qstorefs mount, built by main() and handed to
+ * every FUSE operation as the session's userdata (fuse_req_userdata), as
+ * libfuse's passthrough_ll does.  fs/ is a thin adapter: the serving layer
+ * (serve/) does the work, the namespace (ns.h) knows the tree.
  */
 #ifndef QFS_DAEMON_H
 #define QFS_DAEMON_H
@@ -8,38 +10,25 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include <fuse_lowlevel.h>
 #include <stdatomic.h>
-#include <stdint.h>
 
-#include "cache.h"
+#include "../serve/server.h"
+#include "handles.h"
+#include "ns.h"
+#include "options.h"
 
-typedef struct qfs_options {
-	char *backing;             /* BACKING_DIR (absolute) */
-	char *mountpoint;
-	uint64_t cache_size;       /* -o cache_size= (bytes) */
-	uint64_t prefetch_max;     /* -o prefetch_max= (bytes) */
-	unsigned workers;          /* -o workers=: prefetch threads */
-	unsigned readahead_kb;     /* -o readahead_kb=: kernel readahead of the mount */
-	unsigned max_threads;      /* FUSE request threads */
-	uint64_t ceiling;          /* -o ceiling=: size of /.qstorefs/ceiling, a file of
-	                              zeros served from memory (measures FUSE alone) */
-} qfs_options;
-
-typedef struct qfs_counters {
-	atomic_uint_fast64_t reads, read_bytes, decoded_bytes, decode_ns, errors, backing_bytes;
-} qfs_counters;
-
-typedef struct qfs_state {
+typedef struct qfs_daemon {
 	qfs_options o;
-	qfs_cache *cache;
+	qsv_log log;
+	qsv_server *srv;
+	qfs_ns *ns;
+	qfs_handles handles;
 	struct fuse_session *se;
-	qfs_counters n;
 	atomic_int mounted;        /* kernel notifications only once mounted */
-} qfs_state;
+} qfs_daemon;
 
-qfs_state *qfs_daemon(void);
 extern const struct fuse_lowlevel_ops qfs_ops;
-/* After the session loop: free the handles whose release the kernel never
- * sent (a close racing with unmount). */
-void qfs_release_all(void);
+
+/* Rescan the backing directory and tell the kernel what changed. */
+void qfs_rescan(qfs_daemon *d);
 
 #endif

@@ -4,34 +4,58 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-#include "daemon.h"
-#include "log.h"
-
-pthread_rwlock_t qfs_ns_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 #define NBUCKETS (1 << 14)
-static qfs_node *table[NBUCKETS];
-static qfs_node *root, *meta, *stats, *ceiling;
-static qfs_model **models;          /* current versions, sorted by name */
-static size_t n_models;
-static pthread_mutex_t rescan_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Contents are immutable per container version (a new version gets new
+ * inodes), so the kernel may cache names and attributes for long; the
+ * root's entries change when containers come and go (we also notify). */
+#define TTL_ROOT 1.0
+#define TTL_MODEL 3600.0
 
-/* names that failed to open, so each bad file is logged once per identity */
+typedef struct node {
+	uint64_t ino;
+	char *name;
+	int is_dir;
+	qsv_version *v;            /* NULL for root and /.qstorefs; else a reference */
+	int view;                  /* files: view and index in the container */
+	ssize_t file;
+	uint64_t size;
+	uint64_t *kids;            /* dirs: children inodes, sorted by name */
+	size_t n_kids, cap_kids;
+	atomic_uint_fast64_t nlookup;
+	int live;                  /* reachable from the root */
+	struct node *hnext;
+} node;
+
+/* a backing file that failed to open, logged once per identity */
 typedef struct bad { char *name; struct stat st; } bad;
-static bad *bads;
-static size_t n_bads;
 
-static qfs_node **bucket(uint64_t ino) { return &table[(ino * 0x9E3779B97F4A7C15ull) >> 50]; }
+struct qfs_ns {
+	qsv_server *srv;
+	qsv_log *log;
+	char *backing;
+	pthread_rwlock_t lock;     /* the tree and the table */
+	pthread_mutex_t rescan_mu; /* one rescan at a time */
+	node *table[NBUCKETS];
+	node *root, *meta;
+	qsv_version **models;      /* current versions, sorted by name */
+	size_t n_models;
+	bad *bads;
+	size_t n_bads, cap_bads;
+	struct timespec started;
+};
 
-qfs_node *qfs_ns_node(uint64_t ino)
+static node **bucket(qfs_ns *ns, uint64_t ino) { return &ns->table[(ino * 0x9E3779B97F4A7C15ull) >> 50]; }
+
+static node *find(qfs_ns *ns, uint64_t ino)
 {
-	for (qfs_node *n = *bucket(ino); n; n = n->hnext)
+	for (node *n = *bucket(ns, ino); n; n = n->hnext)
 		if (n->ino == ino)
 			return n;
 	return NULL;
@@ -44,13 +68,23 @@ static uint64_t hash_str(uint64_t h, const char *s)
 	return h;
 }
 
-/* A new node with an inode derived from KEY; probes past collisions. */
-static qfs_node *new_node(uint64_t id, const char *key, const char *name, int is_dir, qfs_model *m)
+static void insert(qfs_ns *ns, node *n)
 {
-	uint64_t ino = hash_str(id ^ 0xcbf29ce484222325ull, key) & 0x7fffffffffffffffull;
-	while (ino <= QFS_INO_CEILING || qfs_ns_node(ino))
-		ino = (ino + 1) & 0x7fffffffffffffffull;
-	qfs_node *n = calloc(1, sizeof(*n));
+	n->hnext = *bucket(ns, n->ino);
+	*bucket(ns, n->ino) = n;
+}
+
+/* A new node with a fixed inode, or (INO 0) one derived from ID and KEY,
+ * probing past collisions. */
+static node *new_node(qfs_ns *ns, uint64_t ino, uint64_t id, const char *key, const char *name, int is_dir,
+		      qsv_version *v)
+{
+	if (!ino) {
+		ino = hash_str(id ^ 0xcbf29ce484222325ull, key) & 0x7fffffffffffffffull;
+		while (ino <= QFS_INO_CEILING || find(ns, ino))
+			ino = (ino + 1) & 0x7fffffffffffffffull;
+	}
+	node *n = calloc(1, sizeof(*n));
 	if (!n || !(n->name = strdup(name))) {
 		free(n);
 		return NULL;
@@ -59,53 +93,61 @@ static qfs_node *new_node(uint64_t id, const char *key, const char *name, int is
 	n->is_dir = is_dir;
 	n->file = -1;
 	n->live = 1;
-	if (m) {
-		n->model = m;
-		qfs_model_ref(m);
+	if (v) {
+		n->v = v;
+		qsv_version_ref(v);
 	}
-	n->hnext = *bucket(ino);
-	*bucket(ino) = n;
+	insert(ns, n);
 	return n;
 }
 
-static void free_node(qfs_node *n)
+static void free_node(qfs_ns *ns, node *n)
 {
-	qfs_node **p = bucket(n->ino);
+	node **p = bucket(ns, n->ino);
 	while (*p && *p != n)
 		p = &(*p)->hnext;
 	if (*p)
 		*p = n->hnext;
-	if (n->model)
-		qfs_model_unref(n->model);
+	if (n->v)
+		qsv_version_unref(n->v);
 	free(n->kids);
 	free(n->name);
 	free(n);
 }
 
-static int add_kid(qfs_node *dir, qfs_node *kid)
+static int add_kid(node *dir, node *kid)
 {
-	if (dir->n_kids == dir->cap_kids) {
-		size_t cap = dir->cap_kids ? 2 * dir->cap_kids : 8;
-		uint64_t *k = realloc(dir->kids, cap * sizeof(uint64_t));
-		if (!k)
-			return -1;
-		dir->kids = k;
-		dir->cap_kids = cap;
-	}
+	if (qs_grow((void **)&dir->kids, &dir->cap_kids, dir->n_kids + 1, sizeof(uint64_t)))
+		return -1;
 	dir->kids[dir->n_kids++] = kid->ino;
 	return 0;
 }
 
-static int cmp_kid(const void *a, const void *b)
+static int cmp_name(const void *a, const void *b)
 {
-	return strcmp(qfs_ns_node(*(const uint64_t *)a)->name, qfs_ns_node(*(const uint64_t *)b)->name);
+	return strcmp((*(node *const *)a)->name, (*(node *const *)b)->name);
 }
 
-qfs_node *qfs_ns_child(const qfs_node *dir, const char *name)
+/* Sort DIR's children by name (binary search in lookups). */
+static int sort_kids(qfs_ns *ns, node *d)
 {
-	if (!dir->live) {   /* an old version: children may be gone */
+	node **k = malloc((d->n_kids ? d->n_kids : 1) * sizeof(node *));
+	if (!k)
+		return -1;
+	for (size_t i = 0; i < d->n_kids; i++)
+		k[i] = find(ns, d->kids[i]);
+	qsort(k, d->n_kids, sizeof(node *), cmp_name);
+	for (size_t i = 0; i < d->n_kids; i++)
+		d->kids[i] = k[i]->ino;
+	free(k);
+	return 0;
+}
+
+static node *child(qfs_ns *ns, const node *dir, const char *name)
+{
+	if (!dir->live) {   /* an old version: children may be gone, order kept */
 		for (size_t i = 0; i < dir->n_kids; i++) {
-			qfs_node *k = qfs_ns_node(dir->kids[i]);
+			node *k = find(ns, dir->kids[i]);
 			if (k && !strcmp(k->name, name))
 				return k;
 		}
@@ -114,7 +156,7 @@ qfs_node *qfs_ns_child(const qfs_node *dir, const char *name)
 	size_t lo = 0, hi = dir->n_kids;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		qfs_node *k = qfs_ns_node(dir->kids[mid]);
+		node *k = find(ns, dir->kids[mid]);
 		int c = strcmp(k->name, name);
 		if (!c)
 			return k;
@@ -126,28 +168,38 @@ qfs_node *qfs_ns_child(const qfs_node *dir, const char *name)
 	return NULL;
 }
 
-/* The directory for PATH's parent under DIR (creating it), keyed KEY/... */
-static qfs_node *dir_for(qfs_node *top, qfs_model *m, const char *keyprefix, const char *path, const char **leaf)
-{
-	qfs_node *d = top;
-	const char *p = path, *slash;
+/* ---- one model's tree ---------------------------------------------------------- */
+
+/* While a tree is built its directories are unsorted: the last directory
+ * made is remembered, so files of one directory (listed together, views are
+ * in path order) find it at once. */
+typedef struct builder {
+	qfs_ns *ns;
+	qsv_version *v;
 	char key[8192];
+} builder;
+
+/* The directory for PATH's parent under TOP (creating it), the leaf name in *leaf. */
+static node *dir_for(builder *b, node *top, const char *prefix, const char *path, const char **leaf)
+{
+	node *d = top;
+	const char *p = path, *slash;
 	while ((slash = strchr(p, '/'))) {
-		char part[256];
 		size_t len = (size_t)(slash - p);
-		if (len >= sizeof(part))
-			return NULL;
-		memcpy(part, p, len);
-		part[len] = 0;
-		qfs_node *sub = NULL;
-		for (size_t i = 0; i < d->n_kids && !sub; i++) {
-			qfs_node *k = qfs_ns_node(d->kids[i]);
-			if (k->is_dir && !strcmp(k->name, part))
+		node *sub = NULL;
+		for (size_t i = d->n_kids; i-- > 0 && !sub;) {   /* newest first */
+			node *k = find(b->ns, d->kids[i]);
+			if (k->is_dir && strlen(k->name) == len && !memcmp(k->name, p, len))
 				sub = k;
 		}
 		if (!sub) {
-			snprintf(key, sizeof(key), "%s/%.*s", keyprefix, (int)(slash - path), path);
-			if (!(sub = new_node(m->id, key, part, 1, m)) || add_kid(d, sub))
+			char part[256];
+			if (len >= sizeof(part))
+				return NULL;
+			memcpy(part, p, len);
+			part[len] = 0;
+			snprintf(b->key, sizeof(b->key), "%s/%.*s", prefix, (int)(slash - path), path);
+			if (!(sub = new_node(b->ns, 0, b->v->id, b->key, part, 1, b->v)) || add_kid(d, sub))
 				return NULL;
 		}
 		d = sub;
@@ -157,113 +209,106 @@ static qfs_node *dir_for(qfs_node *top, qfs_model *m, const char *keyprefix, con
 	return d;
 }
 
-static void sort_tree(qfs_node *d)
-{
-	if (d->n_kids)
-		qsort(d->kids, d->n_kids, sizeof(uint64_t), cmp_kid);
-	for (size_t i = 0; i < d->n_kids; i++) {
-		qfs_node *k = qfs_ns_node(d->kids[i]);
-		if (k->is_dir)
-			sort_tree(k);
-	}
-}
-
-static qfs_node *add_file(qfs_node *dir, qfs_model *m, const char *key, const char *name, int view, ssize_t fi)
+static node *add_file(builder *b, node *dir, const char *name, int view, ssize_t fi)
 {
 	qs_file_info info;
-	qfs_node *n = new_node(m->id, key, name, 0, m);
+	node *n = new_node(b->ns, 0, b->v->id, b->key, name, 0, b->v);
 	if (!n || add_kid(dir, n))
 		return NULL;
 	n->view = view;
 	n->file = fi;
-	qs_file_get(m->c, (qs_view)view, (size_t)fi, &info);
+	qs_file_get(b->v->c, (qs_view)view, (size_t)fi, &info);
 	n->size = info.size;
 	return n;
 }
 
-/* NAME/ with model-int8.safetensors, model-<dt>.safetensors, <dt>/, int8/ */
-static qfs_node *build_model(qfs_model *m)
+/* <dir>/... with every stored file of VIEW. */
+static int build_view(builder *b, node *top, int view)
 {
-	qfs_node *top = new_node(m->id, "", m->name, 1, m);
+	qs_container *c = b->v->c;
+	const char *dirname = qs_view_dir(c, (qs_view)view);
+	node *vd = new_node(b->ns, 0, b->v->id, dirname, dirname, 1, b->v);
+	if (!vd || add_kid(top, vd))
+		return -1;
+	for (size_t i = 0; i < qs_file_count(c, (qs_view)view); i++) {
+		qs_file_info info;
+		const char *leaf;
+		qs_file_get(c, (qs_view)view, i, &info);
+		if (!info.has_sha256)
+			continue;   /* a generated single-file view lives at the top */
+		node *d = dir_for(b, vd, dirname, info.path, &leaf);
+		snprintf(b->key, sizeof(b->key), "%s/%s", dirname, info.path);
+		if (!d || !add_file(b, d, leaf, view, (ssize_t)i))
+			return -1;
+	}
+	return 0;
+}
+
+static int sort_tree(qfs_ns *ns, node *d)
+{
+	if (sort_kids(ns, d))
+		return -1;
+	for (size_t i = 0; i < d->n_kids; i++) {
+		node *k = find(ns, d->kids[i]);
+		if (k->is_dir && sort_tree(ns, k))
+			return -1;
+	}
+	return 0;
+}
+
+/* NAME/ with model-int8.safetensors, model-<dt>.safetensors, <dt>/, int8/ */
+static node *build_model(qfs_ns *ns, qsv_version *v)
+{
+	builder b = { ns, v, "" };
+	node *top = new_node(ns, 0, v->id, "", v->name, 1, v);
 	if (!top)
 		return NULL;
-	char key[8192];
-	for (int v = 0; v < 2; v++) {
-		const char *dirname = v ? "int8" : m->dtype_dir;
-		if (m->single[v] >= 0) {
-			snprintf(key, sizeof(key), "single/%d", v);
-			if (!add_file(top, m, key, m->single_name[v], v, m->single[v]))
-				return NULL;
-		}
-		qfs_node *vd = new_node(m->id, dirname, dirname, 1, m);
-		if (!vd || add_kid(top, vd))
+	for (int view = 0; view < 2; view++) {
+		ssize_t single = qs_single_file(v->c, (qs_view)view, NULL);
+		snprintf(b.key, sizeof(b.key), "single/%d", view);
+		if (single >= 0 && !add_file(&b, top, qs_single_file_name(v->c, (qs_view)view), view, single))
 			return NULL;
-		for (size_t i = 0; i < qs_file_count(m->c, (qs_view)v); i++) {
-			qs_file_info info;
-			const char *leaf;
-			qs_file_get(m->c, (qs_view)v, i, &info);
-			if (!info.has_sha256)
-				continue;   /* the merged single-file view lives at the top */
-			qfs_node *d = dir_for(vd, m, dirname, info.path, &leaf);
-			snprintf(key, sizeof(key), "%s/%s", dirname, info.path);
-			if (!d || !add_file(d, m, key, leaf, v, (ssize_t)i))
-				return NULL;
-		}
+		if (build_view(&b, top, view))
+			return NULL;
 	}
-	sort_tree(top);
-	return top;
+	return sort_tree(ns, top) ? NULL : top;
 }
 
 /* Mark a model's subtree dead and free what the kernel no longer
  * references; a directory the kernel still holds keeps its live children. */
-static void retire(qfs_node *n)
+static void retire(qfs_ns *ns, node *n)
 {
 	n->live = 0;
 	size_t keep = 0;
 	for (size_t i = 0; i < n->n_kids; i++) {
-		qfs_node *k = qfs_ns_node(n->kids[i]);
+		node *k = find(ns, n->kids[i]);
 		if (k)
-			retire(k);
-		if (qfs_ns_node(n->kids[i]))
+			retire(ns, k);
+		if (find(ns, n->kids[i]))
 			n->kids[keep++] = n->kids[i];
 	}
 	n->n_kids = keep;
 	if (!atomic_load(&n->nlookup) && n->ino > QFS_INO_CEILING)
-		free_node(n);
+		free_node(ns, n);
 }
 
-void qfs_ns_forget(uint64_t ino, uint64_t nlookup)
-{
-	pthread_rwlock_rdlock(&qfs_ns_lock);
-	qfs_node *n = qfs_ns_node(ino);
-	int dead = n && atomic_fetch_sub(&n->nlookup, nlookup) == nlookup && !n->live && ino > QFS_INO_CEILING;
-	pthread_rwlock_unlock(&qfs_ns_lock);
-	if (dead) {
-		pthread_rwlock_wrlock(&qfs_ns_lock);
-		n = qfs_ns_node(ino);
-		if (n && !atomic_load(&n->nlookup) && !n->live)
-			free_node(n);
-		pthread_rwlock_unlock(&qfs_ns_lock);
-	}
-}
+/* ---- answering the kernel ------------------------------------------------------ */
 
-void qfs_ns_fill_attr(const qfs_node *n, struct stat *st)
+static void fill_attr(qfs_ns *ns, const node *n, qfs_attr *a)
 {
+	struct stat *st = &a->st;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
-	static struct timespec started;
-	if (!started.tv_sec)
-		clock_gettime(CLOCK_REALTIME, &started);
-	st->st_mtim = st->st_ctim = st->st_atim = started;
-	if (n->model) {
-		st->st_uid = n->model->st.st_uid;
-		st->st_gid = n->model->st.st_gid;
-		st->st_mtim = n->model->st.st_mtim;
-		st->st_ctim = n->model->st.st_ctim;
-		st->st_atim = n->model->st.st_mtim;
+	st->st_mtim = st->st_ctim = st->st_atim = ns->started;
+	if (n->v) {
+		st->st_uid = n->v->st.st_uid;
+		st->st_gid = n->v->st.st_gid;
+		st->st_mtim = n->v->st.st_mtim;
+		st->st_ctim = n->v->st.st_ctim;
+		st->st_atim = n->v->st.st_mtim;
 	}
 	/* read-only, with the read permissions of the backing container */
-	mode_t r = n->model ? n->model->st.st_mode & 0444 : 0444;
+	mode_t r = n->v ? n->v->st.st_mode & 0444 : 0444;
 	if (n->is_dir) {
 		st->st_mode = S_IFDIR | r | r >> 2;   /* search wherever read */
 		st->st_nlink = 2;
@@ -274,232 +319,341 @@ void qfs_ns_fill_attr(const qfs_node *n, struct stat *st)
 		st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
 	}
 	st->st_blksize = 1 << 20;
+	a->ttl = n->v ? TTL_MODEL : TTL_ROOT;
 }
 
-int qfs_ns_init(void)
+int qfs_ns_lookup(qfs_ns *ns, uint64_t parent, const char *name, qfs_attr *a)
 {
-	root = calloc(1, sizeof(*root));
-	meta = calloc(1, sizeof(*meta));
-	stats = calloc(1, sizeof(*stats));
-	if (!root || !meta || !stats)
-		return -1;
-	*root = (qfs_node){ .ino = QFS_INO_ROOT, .name = strdup(""), .is_dir = 1, .live = 1, .file = -1 };
-	*meta = (qfs_node){ .ino = QFS_INO_META, .name = strdup(".qstorefs"), .is_dir = 1, .live = 1, .file = -1 };
-	*stats = (qfs_node){ .ino = QFS_INO_STATS, .name = strdup("stats"), .live = 1, .file = -1 };
-	for (qfs_node *n = root; n; n = n == root ? meta : n == meta ? stats : NULL) {
-		n->hnext = *bucket(n->ino);
-		*bucket(n->ino) = n;
+	pthread_rwlock_rdlock(&ns->lock);
+	node *dir = find(ns, parent), *n = dir && dir->is_dir ? child(ns, dir, name) : NULL;
+	int rc = n ? 0 : dir && !dir->is_dir ? -ENOTDIR : -ENOENT;
+	if (n) {
+		atomic_fetch_add(&n->nlookup, 1);
+		fill_attr(ns, n, a);
+		if (parent == QFS_INO_ROOT)
+			a->ttl = TTL_ROOT;   /* the name may point at another version soon */
 	}
-	if (add_kid(meta, stats))
-		return -1;
-	uint64_t csize = qfs_daemon()->o.ceiling;
-	if (csize) {
-		ceiling = calloc(1, sizeof(*ceiling));
-		if (!ceiling)
-			return -1;
-		*ceiling = (qfs_node){ .ino = QFS_INO_CEILING, .name = strdup("ceiling"), .live = 1, .file = -1,
-				       .size = csize };
-		ceiling->hnext = *bucket(ceiling->ino);
-		*bucket(ceiling->ino) = ceiling;
-		if (add_kid(meta, ceiling))
-			return -1;
-	}
-	return 0;
+	pthread_rwlock_unlock(&ns->lock);
+	return rc;
 }
 
-static int cmp_model(const void *a, const void *b)
+int qfs_ns_getattr(qfs_ns *ns, uint64_t ino, qfs_attr *a)
 {
-	return strcmp((*(qfs_model *const *)a)->name, (*(qfs_model *const *)b)->name);
+	pthread_rwlock_rdlock(&ns->lock);
+	node *n = find(ns, ino);
+	if (n)
+		fill_attr(ns, n, a);
+	pthread_rwlock_unlock(&ns->lock);
+	return n ? 0 : -ENOENT;
 }
 
-static int same_version(const struct stat *a, const struct stat *b)
+void qfs_ns_forget(qfs_ns *ns, uint64_t ino, uint64_t nlookup)
 {
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
-		&& a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static qfs_model *current(const char *name)
-{
-	for (size_t i = 0; i < n_models; i++)
-		if (!strcmp(models[i]->name, name))
-			return models[i];
-	return NULL;
-}
-
-static int known_bad(const char *name, const struct stat *st)
-{
-	for (size_t i = 0; i < n_bads; i++)
-		if (!strcmp(bads[i].name, name) && same_version(&bads[i].st, st))
-			return 1;
-	bad *nb = realloc(bads, (n_bads + 1) * sizeof(bad));
-	if (nb) {
-		bads = nb;
-		bads[n_bads].name = strdup(name);
-		bads[n_bads++].st = *st;
-	}
-	return 0;
-}
-
-void qfs_ns_rescan(void)
-{
-	qfs_state *d = qfs_daemon();
-	pthread_mutex_lock(&rescan_mu);
-	DIR *dir = opendir(d->o.backing);
-	if (!dir) {
-		qfs_log(QFS_ERR, "%s: cannot read the backing directory: %s", d->o.backing, strerror(errno));
-		pthread_mutex_unlock(&rescan_mu);
+	pthread_rwlock_rdlock(&ns->lock);
+	node *n = find(ns, ino);
+	int dead = n && atomic_fetch_sub(&n->nlookup, nlookup) == nlookup && !n->live && ino > QFS_INO_CEILING;
+	pthread_rwlock_unlock(&ns->lock);
+	if (!dead)
 		return;
-	}
-	/* 1. what the directory holds now, opening new versions (no lock held:
-	 *    opening validates the whole index) */
-	qfs_model **now = NULL;
-	size_t n_now = 0;
-	struct dirent *de;
-	while ((de = readdir(dir))) {
-		size_t l = strlen(de->d_name);
-		/* complete containers only: rsync's .NAME.qst.XXXXXX temporaries
-		 * and our own .NAME.qst.tmp.XXXXXX start with a dot */
-		if (de->d_name[0] == '.' || l <= 4 || strcmp(de->d_name + l - 4, ".qst"))
-			continue;
-		char *path = NULL, *name = strndup(de->d_name, l - 4);
-		struct stat st;
-		if (!name || asprintf(&path, "%s/%s", d->o.backing, de->d_name) < 0 || stat(path, &st) || !S_ISREG(st.st_mode)) {
-			free(name);
-			free(path);
-			continue;
-		}
-		qfs_model *m = current(name);
-		if (m && same_version(&m->st, &st)) {
-			qfs_model_ref(m);
-		} else {
-			qs_error err = { 0 };
-			m = qfs_model_open(name, path, &st, &err);
-			if (!m && !known_bad(name, &st))
-				qfs_log(QFS_WARN, "%s: not shown: %s", path, err.msg);
-		}
-		qfs_model **grown = m ? realloc(now, (n_now + 1) * sizeof(*now)) : NULL;
-		if (grown) {
-			now = grown;
-			now[n_now++] = m;
-		} else if (m) {
-			qfs_model_unref(m);
-		}
-		free(name);
-		free(path);
-	}
-	closedir(dir);
-	if (n_now)
-		qsort(now, n_now, sizeof(*now), cmp_model);
-
-	/* 2. swap the trees under the write lock */
-	char **changed = calloc(n_models + n_now + 1, sizeof(char *));
-	size_t n_changed = 0;
-	pthread_rwlock_wrlock(&qfs_ns_lock);
-	for (size_t i = 0; i < n_models; i++) {
-		qfs_model *old = models[i];
-		int kept = 0;
-		for (size_t k = 0; k < n_now && !kept; k++)
-			kept = now[k] == old;
-		if (kept)
-			continue;
-		int replaced = 0;
-		for (size_t k = 0; k < n_now && !replaced; k++)
-			replaced = !strcmp(now[k]->name, old->name);
-		qfs_log(QFS_INFO, "%s: container %s", old->path, replaced ? "replaced" : "removed");
-		if (changed)
-			changed[n_changed++] = strdup(old->name);
-	}
-	for (size_t i = 0; i < root->n_kids; i++) {
-		qfs_node *k = qfs_ns_node(root->kids[i]);
-		if (k && k != meta && k->model) {
-			int kept = 0;
-			for (size_t j = 0; j < n_now && !kept; j++)
-				kept = now[j] == k->model;
-			if (!kept)
-				retire(k);
-		}
-	}
-	uint64_t *kids = root->kids;   /* the old list; the root gets a new one */
-	size_t nk = root->n_kids;
-	root->kids = NULL;
-	root->n_kids = root->cap_kids = 0;
-	add_kid(root, meta);
-	for (size_t j = 0; j < n_now; j++) {
-		qfs_node *top = NULL;
-		for (size_t i = 0; i < nk && !top; i++) {
-			qfs_node *k = qfs_ns_node(kids[i]);
-			if (k && k->live && k->model == now[j])
-				top = k;
-		}
-		if (!top) {
-			top = build_model(now[j]);
-			if (!top) {
-				qfs_log(QFS_ERR, "%s: out of memory building its tree", now[j]->path);
-				continue;
-			}
-			if (!current(now[j]->name))
-				qfs_log(QFS_INFO, "%s: container added (%s, %zu + %zu files)", now[j]->path,
-					now[j]->dtype_dir, qs_file_count(now[j]->c, QS_VIEW_HIGH),
-					qs_file_count(now[j]->c, QS_VIEW_INT8));
-		}
-		add_kid(root, top);
-	}
-	free(kids);
-	if (root->n_kids)
-		qsort(root->kids, root->n_kids, sizeof(uint64_t), cmp_kid);
-	qfs_model **old = models;
-	size_t n_old = n_models;
-	models = now;
-	n_models = n_now;
-	pthread_rwlock_unlock(&qfs_ns_lock);
-	for (size_t i = 0; i < n_old; i++)
-		qfs_model_unref(old[i]);   /* the list's reference; nodes hold their own */
-	free(old);
-	/* 3. tell the kernel: forget the dentries of what changed */
-	for (size_t i = 0; i < n_changed; i++) {
-		if (atomic_load(&d->mounted))
-			fuse_lowlevel_notify_inval_entry(d->se, QFS_INO_ROOT, changed[i], strlen(changed[i]));
-		free(changed[i]);
-	}
-	free(changed);
-	pthread_mutex_unlock(&rescan_mu);
+	pthread_rwlock_wrlock(&ns->lock);
+	n = find(ns, ino);
+	if (n && !atomic_load(&n->nlookup) && !n->live)
+		free_node(ns, n);
+	pthread_rwlock_unlock(&ns->lock);
 }
 
-json_t *qfs_ns_models_json(void)
+int qfs_ns_isdir(qfs_ns *ns, uint64_t ino)
+{
+	pthread_rwlock_rdlock(&ns->lock);
+	node *n = find(ns, ino);
+	int rc = !n ? -ENOENT : n->is_dir ? 0 : -ENOTDIR;
+	pthread_rwlock_unlock(&ns->lock);
+	return rc;
+}
+
+int qfs_ns_readdir(qfs_ns *ns, uint64_t ino, uint64_t off, qfs_emit_fn emit, void *ctx)
+{
+	pthread_rwlock_rdlock(&ns->lock);
+	node *d = find(ns, ino);
+	int rc = d && d->is_dir ? 0 : -ENOENT;
+	for (uint64_t i = off; !rc && i < d->n_kids + 2; i++) {
+		if (i < 2) {
+			if (emit(ctx, i ? ".." : ".", ino, 1, i + 1))
+				break;
+			continue;
+		}
+		node *k = find(ns, d->kids[i - 2]);
+		if (k && emit(ctx, k->name, k->ino, k->is_dir, i + 1))
+			break;
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	return rc;
+}
+
+int qfs_ns_open(qfs_ns *ns, uint64_t ino, qsv_version **v, int *view, size_t *file)
+{
+	if (ino == QFS_INO_STATS || ino == QFS_INO_CEILING)
+		return 1;
+	pthread_rwlock_rdlock(&ns->lock);
+	node *n = find(ns, ino);
+	int rc = !n ? -ENOENT : n->is_dir ? -EISDIR : !n->v ? -ENOENT : 0;
+	if (!rc) {
+		*v = n->v;
+		*view = n->view;
+		*file = (size_t)n->file;
+		qsv_version_ref(n->v);
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	return rc;
+}
+
+struct json_t *qfs_ns_models_json(qfs_ns *ns, int with_paths)
 {
 	json_t *o = json_object();
-	pthread_rwlock_rdlock(&qfs_ns_lock);
-	for (size_t i = 0; i < n_models; i++) {
-		qfs_model *m = models[i];
-		pthread_mutex_lock(&m->mu);
-		json_object_set_new(o, m->name, json_pack("{s:s, s:i}", "container", m->path, "open_handles", m->open_handles));
-		pthread_mutex_unlock(&m->mu);
+	pthread_rwlock_rdlock(&ns->lock);
+	for (size_t i = 0; o && i < ns->n_models; i++) {
+		qsv_version *v = ns->models[i];
+		pthread_mutex_lock(&v->mu);
+		json_t *m = json_pack("{s:i}", "open_handles", v->open_files);
+		pthread_mutex_unlock(&v->mu);
+		if (m && with_paths)
+			json_object_set_new(m, "container", json_string(v->path));
+		json_object_set_new(o, v->name, m);
 	}
-	pthread_rwlock_unlock(&qfs_ns_lock);
+	pthread_rwlock_unlock(&ns->lock);
 	return o;
 }
 
-void qfs_ns_destroy(void)
+/* ---- rescans ----------------------------------------------------------------- */
+
+static int cmp_version(const void *a, const void *b)
 {
-	pthread_rwlock_wrlock(&qfs_ns_lock);
-	for (size_t b = 0; b < NBUCKETS; b++) {
-		while (table[b]) {
-			qfs_node *n = table[b];
-			table[b] = n->hnext;
-			if (n->model)
-				qfs_model_unref(n->model);
-			free(n->kids);
-			free(n->name);
-			free(n);
+	return strcmp((*(qsv_version *const *)a)->name, (*(qsv_version *const *)b)->name);
+}
+
+/* The version named NAME in the sorted array A[0..n), or NULL. */
+static qsv_version *by_name(qsv_version **a, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(a[mid]->name, name);
+		if (!c)
+			return a[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Log a file that failed to open once per identity. */
+static void report_bad(qfs_ns *ns, const char *name, const char *path, const struct stat *st, const char *msg)
+{
+	for (size_t i = 0; i < ns->n_bads; i++)
+		if (!strcmp(ns->bads[i].name, name) && qsv_same_identity(&ns->bads[i].st, st))
+			return;
+	if (!qs_grow((void **)&ns->bads, &ns->cap_bads, ns->n_bads + 1, sizeof(bad))
+	    && (ns->bads[ns->n_bads].name = strdup(name)))
+		ns->bads[ns->n_bads++].st = *st;
+	qsv_logf(ns->log, QSV_WARN, "%s: not shown: %s", path, msg);
+}
+
+/* The version for directory entry FILE: the current one when unchanged, a
+ * newly opened one, or NULL (not a container, or it failed to open). */
+static qsv_version *version_for(qfs_ns *ns, const char *file)
+{
+	size_t l = strlen(file);
+	/* complete containers only: rsync's .NAME.qst.XXXXXX temporaries and
+	 * our own .NAME.qst.tmp.XXXXXX start with a dot */
+	if (file[0] == '.' || l <= 4 || strcmp(file + l - 4, ".qst"))
+		return NULL;
+	char *path = NULL, *name = strndup(file, l - 4);
+	struct stat st;
+	qsv_version *v = NULL;
+	if (name && asprintf(&path, "%s/%s", ns->backing, file) >= 0 && !stat(path, &st) && S_ISREG(st.st_mode)) {
+		v = by_name(ns->models, ns->n_models, name);
+		if (v && qsv_same_identity(&v->st, &st)) {
+			qsv_version_ref(v);
+		} else {
+			qs_error err = { 0 };
+			if (!(v = qsv_version_open(ns->srv, name, path, &st, &err)))
+				report_bad(ns, name, path, &st, err.msg);
 		}
 	}
-	for (size_t i = 0; i < n_models; i++)
-		qfs_model_unref(models[i]);
-	free(models);
-	models = NULL;
-	n_models = 0;
-	for (size_t i = 0; i < n_bads; i++)
-		free(bads[i].name);
-	free(bads);
-	pthread_rwlock_unlock(&qfs_ns_lock);
+	free(name);
+	free(path);
+	return v;
+}
+
+/* 1. What the directory holds now, opening new versions (no lock held:
+ *    opening validates a whole index).  Sorted by name. */
+static int scan(qfs_ns *ns, qsv_version ***out, size_t *n_out)
+{
+	DIR *dir = opendir(ns->backing);
+	if (!dir) {
+		qsv_logf(ns->log, QSV_ERR, "%s: cannot read the backing directory: %s", ns->backing, strerror(errno));
+		return -1;
+	}
+	qsv_version **now = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		qsv_version *v = version_for(ns, de->d_name);
+		if (v && qs_grow((void **)&now, &cap, n + 1, sizeof(*now)))
+			qsv_version_unref(v);
+		else if (v)
+			now[n++] = v;
+	}
+	closedir(dir);
+	qsort(now, n, sizeof(*now), cmp_version);
+	*out = now;
+	*n_out = n;
+	return 0;
+}
+
+/* Root entries of the old models that are gone or replaced in NOW. */
+static void note_changes(qfs_ns *ns, qsv_version **now, size_t n_now, qfs_changes *ch)
+{
+	for (size_t i = 0; i < ns->n_models; i++) {
+		qsv_version *old = ns->models[i], *cur = by_name(now, n_now, old->name);
+		if (cur == old)
+			continue;
+		qsv_logf(ns->log, QSV_INFO, "%s: container %s", old->path, cur ? "replaced" : "removed");
+		if (ch && !qs_grow((void **)&ch->names, &ch->cap, ch->n + 1, sizeof(char *))
+		    && (ch->names[ch->n] = strdup(old->name)))
+			ch->n++;
+	}
+}
+
+/* The root's child for version V in the old child list, if still live. */
+static node *old_top(qfs_ns *ns, const uint64_t *kids, size_t nk, qsv_version *v)
+{
+	size_t lo = 0, hi = nk;
+	while (lo < hi) {   /* the old list is sorted by name */
+		size_t mid = (lo + hi) / 2;
+		node *k = find(ns, kids[mid]);
+		int c = k ? strcmp(k->name, v->name) : -1;
+		if (!c)
+			return k->live && k->v == v ? k : NULL;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* 2. Under the write lock: retire what went, build what came, new root list. */
+static void swap(qfs_ns *ns, qsv_version **now, size_t n_now)
+{
+	node *root = ns->root;
+	for (size_t i = 0; i < root->n_kids; i++) {
+		node *k = find(ns, root->kids[i]);
+		if (k && k != ns->meta && k->v && by_name(now, n_now, k->v->name) != k->v)
+			retire(ns, k);
+	}
+	uint64_t *kids = root->kids;   /* the old list; the root gets a new one */
+	size_t nk = 0;
+	for (size_t i = 0; i < root->n_kids; i++)   /* what retire freed goes; the order stays */
+		if (find(ns, kids[i]))
+			kids[nk++] = kids[i];
+	root->kids = NULL;
+	root->n_kids = root->cap_kids = 0;
+	add_kid(root, ns->meta);
+	for (size_t j = 0; j < n_now; j++) {
+		node *top = old_top(ns, kids, nk, now[j]);
+		if (!top && !(top = build_model(ns, now[j]))) {
+			qsv_logf(ns->log, QSV_ERR, "%s: out of memory building its tree", now[j]->path);
+			continue;
+		}
+		if (!by_name(ns->models, ns->n_models, now[j]->name))
+			qsv_logf(ns->log, QSV_INFO, "%s: container added (%s, %zu + %zu files)", now[j]->path,
+				 qs_view_dir(now[j]->c, QS_VIEW_HIGH), qs_file_count(now[j]->c, QS_VIEW_HIGH),
+				 qs_file_count(now[j]->c, QS_VIEW_INT8));
+		add_kid(root, top);
+	}
+	free(kids);
+	sort_kids(ns, root);
+}
+
+void qfs_ns_rescan(qfs_ns *ns, qfs_changes *changed)
+{
+	qsv_version **now, **old;
+	size_t n_now, n_old;
+	if (changed)
+		memset(changed, 0, sizeof(*changed));
+	pthread_mutex_lock(&ns->rescan_mu);
+	if (scan(ns, &now, &n_now)) {
+		pthread_mutex_unlock(&ns->rescan_mu);
+		return;
+	}
+	note_changes(ns, now, n_now, changed);
+	pthread_rwlock_wrlock(&ns->lock);
+	swap(ns, now, n_now);
+	old = ns->models;
+	n_old = ns->n_models;
+	ns->models = now;
+	ns->n_models = n_now;
+	pthread_rwlock_unlock(&ns->lock);
+	pthread_mutex_unlock(&ns->rescan_mu);
+	for (size_t i = 0; i < n_old; i++)
+		qsv_version_unref(old[i]);   /* the list's reference; nodes hold their own */
+	free(old);
+}
+
+void qfs_changes_free(qfs_changes *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->names[i]);
+	free(c->names);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- life ------------------------------------------------------------------------ */
+
+qfs_ns *qfs_ns_new(qsv_server *srv, qsv_log *log, const char *backing, uint64_t ceiling)
+{
+	qfs_ns *ns = calloc(1, sizeof(*ns));
+	if (!ns || !(ns->backing = strdup(backing))) {
+		free(ns);
+		return NULL;
+	}
+	ns->srv = srv;
+	ns->log = log;
+	pthread_rwlock_init(&ns->lock, NULL);
+	pthread_mutex_init(&ns->rescan_mu, NULL);
+	clock_gettime(CLOCK_REALTIME, &ns->started);
+	ns->root = new_node(ns, QFS_INO_ROOT, 0, NULL, "", 1, NULL);
+	ns->meta = new_node(ns, QFS_INO_META, 0, NULL, ".qstorefs", 1, NULL);
+	node *stats = new_node(ns, QFS_INO_STATS, 0, NULL, "stats", 0, NULL);
+	node *ceil = ceiling ? new_node(ns, QFS_INO_CEILING, 0, NULL, "ceiling", 0, NULL) : NULL;
+	if (ceil)
+		ceil->size = ceiling;
+	if (!ns->root || !ns->meta || !stats || (ceiling && !ceil) || add_kid(ns->root, ns->meta)
+	    || add_kid(ns->meta, stats) || (ceil && add_kid(ns->meta, ceil))) {
+		qfs_ns_free(ns);
+		return NULL;
+	}
+	return ns;
+}
+
+void qfs_ns_free(qfs_ns *ns)
+{
+	if (!ns)
+		return;
+	for (size_t b = 0; b < NBUCKETS; b++)
+		while (ns->table[b])
+			free_node(ns, ns->table[b]);
+	for (size_t i = 0; i < ns->n_models; i++)
+		qsv_version_unref(ns->models[i]);
+	free(ns->models);
+	for (size_t i = 0; i < ns->n_bads; i++)
+		free(ns->bads[i].name);
+	free(ns->bads);
+	pthread_rwlock_destroy(&ns->lock);
+	pthread_mutex_destroy(&ns->rescan_mu);
+	free(ns->backing);
+	free(ns);
 }

@@ -7,51 +7,69 @@
  * (and across remounts); a replaced container gets new inode numbers, which
  * is what keeps the kernel page cache of the old version from serving the
  * new one while old handles finish.
+ *
+ * The namespace is an object with its own lock: every call below takes it
+ * as needed, and none needs FUSE (the unit tests drive it directly).  A
+ * rescan reports the root entries that changed; the caller tells the kernel.
  */
 #ifndef QFS_NS_H
 #define QFS_NS_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "model.h"
+#include "../serve/version.h"
 
 #define QFS_INO_ROOT 1
 #define QFS_INO_META 2      /* /.qstorefs */
 #define QFS_INO_STATS 3     /* /.qstorefs/stats */
 #define QFS_INO_CEILING 4   /* /.qstorefs/ceiling (only with -o ceiling=) */
 
-typedef struct qfs_node {
-	uint64_t ino;
-	char *name;
-	int is_dir;
-	qfs_model *model;          /* NULL for root and /.qstorefs; else a reference */
-	int view;                  /* files: view and index in the container */
-	ssize_t file;
-	uint64_t size;
-	uint64_t *kids;            /* dirs: children inodes, sorted by name */
-	size_t n_kids, cap_kids;
-	atomic_uint_fast64_t nlookup;
-	int live;                  /* reachable from the root */
-	struct qfs_node *hnext;
-} qfs_node;
+typedef struct qfs_ns qfs_ns;
 
-extern pthread_rwlock_t qfs_ns_lock;
+/* A namespace over the containers of BACKING; CEILING > 0 adds
+ * /.qstorefs/ceiling of that size.  NULL when out of memory. */
+qfs_ns *qfs_ns_new(qsv_server *srv, qsv_log *log, const char *backing, uint64_t ceiling);
+void qfs_ns_free(qfs_ns *ns);
 
-int qfs_ns_init(void);
-void qfs_ns_destroy(void);
+/* Names of root entries that a rescan added, replaced or removed. */
+typedef struct qfs_changes {
+	char **names;
+	size_t n, cap;
+} qfs_changes;
+void qfs_changes_free(qfs_changes *c);
+
 /* Re-read the backing directory: add, replace, remove containers.  Safe to
- * call from any thread; tells the kernel what changed once mounted. */
-void qfs_ns_rescan(void);
-/* Under qfs_ns_lock (read): the node, or NULL. */
-qfs_node *qfs_ns_node(uint64_t ino);
-qfs_node *qfs_ns_child(const qfs_node *dir, const char *name);
-void qfs_ns_fill_attr(const qfs_node *n, struct stat *st);
+ * call from any thread (rescans are serialised).  *changed (may be NULL)
+ * gets the root names whose entries the kernel must forget. */
+void qfs_ns_rescan(qfs_ns *ns, qfs_changes *changed);
+
+/* What a lookup or getattr answers. */
+typedef struct qfs_attr {
+	struct stat st;
+	double ttl;                /* attribute and entry timeout */
+} qfs_attr;
+
+/* NAME in directory PARENT: 0 and *a (and one more lookup reference on the
+ * child, for qfs_ns_forget), or -ENOENT / -ENOTDIR. */
+int qfs_ns_lookup(qfs_ns *ns, uint64_t parent, const char *name, qfs_attr *a);
+int qfs_ns_getattr(qfs_ns *ns, uint64_t ino, qfs_attr *a);
 /* The kernel dropped NLOOKUP references to INO. */
-void qfs_ns_forget(uint64_t ino, uint64_t nlookup);
-/* Write "name": open handles for each current model into a JSON object. */
-struct json_t *qfs_ns_models_json(void);
+void qfs_ns_forget(qfs_ns *ns, uint64_t ino, uint64_t nlookup);
+/* 0 if INO is a directory, else -ENOENT / -ENOTDIR. */
+int qfs_ns_isdir(qfs_ns *ns, uint64_t ino);
+
+/* Directory entries from offset OFF (0 ".", 1 "..", 2 + i the i-th child):
+ * EMIT is called for each until it returns nonzero.  0 or -ENOENT. */
+typedef int (*qfs_emit_fn)(void *ctx, const char *name, uint64_t ino, int is_dir, uint64_t next_off);
+int qfs_ns_readdir(qfs_ns *ns, uint64_t ino, uint64_t off, qfs_emit_fn emit, void *ctx);
+
+/* The file behind INO: 0 with *v referenced (the caller unrefs), or
+ * -ENOENT / -EISDIR.  INO_STATS and INO_CEILING answer 1 (not a model). */
+int qfs_ns_open(qfs_ns *ns, uint64_t ino, qsv_version **v, int *view, size_t *file);
+
+/* {"NAME": {"open_files": N}} for every current model (the caller decrefs);
+ * with WITH_PATHS, each also shows its backing container path. */
+struct json_t *qfs_ns_models_json(qfs_ns *ns, int with_paths);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * qstore.h - the one public door to the qstore container library (libqstore).
+ * qstore.h - the public interface of the qstore container library (libqstore).
  *
  * A container (NAME.qst) holds one model in two precisions: the INT8 codes of
  * every Linear weight plus the residual that rebuilds the original high
@@ -7,9 +7,22 @@
  * either view can be read at any (offset, length) by decoding only the chunks
  * that hold it.  The on-disk format is specified in codec/FORMAT.md.
  *
+ * Conventions, for every function below:
+ *  - Functions that can fail take a qs_error * (it may be NULL) and fill it
+ *    with an errno-style code and one line naming the file concerned (and the
+ *    tensor and chunk, for damaged data).  Integer results: -1 on error.
+ *  - "None" is never an error: a lookup that finds nothing returns -1 and
+ *    leaves *err untouched (code 0) where a failure would set it.
+ *  - Strings and arrays handed out through qs_file_info, qs_tensor_info,
+ *    qs_summary and the name functions belong to the container and stay
+ *    valid until qs_close().
+ *
  * Thread safety: a qs_container is immutable after qs_open() and may be shared
  * by any number of threads; each thread that reads needs its own qs_reader
- * (decode scratch).  No function keeps global state.
+ * (decode scratch).  The library keeps no global mutable state.
+ *
+ * The chunk-level interface a daemon with its own cache needs (map a range
+ * to chunks, read and decode one chunk) is in qstore_chunk.h.
  */
 #ifndef QSTORE_H
 #define QSTORE_H
@@ -20,6 +33,14 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Every symbol the library exports carries QS_API; everything else is built
+ * with -fvisibility=hidden and localised in libqstore.a. */
+#if defined(__GNUC__)
+#define QS_API __attribute__((visibility("default")))
+#else
+#define QS_API
 #endif
 
 #define QSTORE_VERSION_STRING "0.1.0"
@@ -47,13 +68,14 @@ typedef struct qs_pack_stats {
 	double seconds;             /* wall time of the pack */
 } qs_pack_stats;
 
-/* Pack SRC (a model directory or one .safetensors file) into OUT.  The output
- * is written to a temporary file beside OUT, fsynced and renamed; on any
- * error nothing is left behind.  Returns 0 or -1 with *err filled. */
-int qs_pack(const char *src, const char *out, const qs_pack_options *opt,
-	    qs_pack_stats *stats, qs_error *err);
+/* Pack SRC (a model directory or one .safetensors file) into OUT.  OPT may be
+ * NULL (defaults), STATS may be NULL.  The output is written to a temporary
+ * file beside OUT, fsynced and renamed; on any error nothing is left behind.
+ * Returns 0 or -1 with *err filled. */
+QS_API int qs_pack(const char *src, const char *out, const qs_pack_options *opt,
+		   qs_pack_stats *stats, qs_error *err);
 
-/* ---- reading ----------------------------------------------------------- */
+/* ---- opening ------------------------------------------------------------ */
 
 typedef struct qs_container qs_container;
 typedef struct qs_reader qs_reader;
@@ -63,11 +85,28 @@ typedef enum qs_view {
 	QS_VIEW_INT8 = 1,   /* the compressed-tensors INT8 model directory */
 } qs_view;
 
+enum qs_open_flags {
+	/* Also build each view's single-file view: one safetensors file holding
+	 * every tensor of the view's shards, generated from their headers (see
+	 * qs_single_file).  Costs one read of each shard header at open. */
+	QS_OPEN_SINGLE_FILE = 1,
+};
+
+/* Open and validate a container: magic, version, trailer, index hash and every
+ * table bound.  No tensor data is decoded.  Returns NULL with *err on
+ * failure.  qs_open(p, e) is qs_open_ex(p, 0, e). */
+QS_API qs_container *qs_open(const char *path, qs_error *err);
+QS_API qs_container *qs_open_ex(const char *path, unsigned flags, qs_error *err);
+/* Free the container (NULL is fine).  Every reader of it must be freed first. */
+QS_API void qs_close(qs_container *c);
+
+/* ---- what a container holds -------------------------------------------- */
+
 typedef struct qs_file_info {
 	const char *path;         /* relative path, '/'-separated, validated */
 	uint64_t size;
 	uint8_t sha256[32];       /* recorded at pack time */
-	int has_sha256;           /* 0 for files built at open (qs_add_merged) */
+	int has_sha256;           /* 0 for files generated at open (single-file views) */
 } qs_file_info;
 
 typedef struct qs_tensor_info {
@@ -75,7 +114,7 @@ typedef struct qs_tensor_info {
 	const char *file;         /* source file (high view path) */
 	const char *dtype;        /* safetensors dtype string */
 	int ndim;
-	const uint64_t *shape;
+	const uint64_t *shape;    /* ndim entries */
 	uint64_t nbytes;          /* bytes in the high view */
 	int quantized;
 	const char *reason;       /* why it was (not) quantized */
@@ -93,84 +132,74 @@ typedef struct qs_summary {
 	uint64_t n_tensors;
 } qs_summary;
 
-/* Open and validate a container: magic, version, trailer, index hash and every
- * table bound.  Nothing is decoded.  Returns NULL with *err on failure. */
-qs_container *qs_open(const char *path, qs_error *err);
-void qs_close(qs_container *c);
+/* The path the container was opened with. */
+QS_API const char *qs_container_path(const qs_container *c);
+/* Totals of the container (sizes, floor, counts). */
+QS_API void qs_container_summary(const qs_container *c, qs_summary *out);
+/* Number of files in VIEW (0 for a bad view). */
+QS_API size_t qs_file_count(const qs_container *c, qs_view view);
+/* File I of VIEW into *out; 0, or -1 if there is no such file. */
+QS_API int qs_file_get(const qs_container *c, qs_view view, size_t i, qs_file_info *out);
+/* Index of the file with this path in the view, or -1 if there is none. */
+QS_API ssize_t qs_file_find(const qs_container *c, qs_view view, const char *path);
+/* Number of tensors of the source model (both views describe the same ones). */
+QS_API size_t qs_tensor_count(const qs_container *c);
+/* Tensor I into *out; 0, or -1 if there is no such tensor. */
+QS_API int qs_tensor_get(const qs_container *c, size_t i, qs_tensor_info *out);
 
-const char *qs_container_path(const qs_container *c);
-void qs_container_summary(const qs_container *c, qs_summary *out);
-size_t qs_file_count(const qs_container *c, qs_view view);
-int qs_file_get(const qs_container *c, qs_view view, size_t i, qs_file_info *out);
-/* Index of the file with this path in the view, or -1. */
-ssize_t qs_file_find(const qs_container *c, qs_view view, const char *path);
-size_t qs_tensor_count(const qs_container *c);
-int qs_tensor_get(const qs_container *c, size_t i, qs_tensor_info *out);
+/* The directory name a view is presented under: "bf16", "fp16" or "fp32"
+ * (from the source dtype) for the high view, "int8" for the INT8 view;
+ * NULL for a bad view. */
+QS_API const char *qs_view_dir(const qs_container *c, qs_view view);
+/* The name of a view's single-file view: "model-<qs_view_dir>.safetensors". */
+QS_API const char *qs_single_file_name(const qs_container *c, qs_view view);
+/* Index of the view's single safetensors file: the one weight file of an
+ * unsharded model, or (opened with QS_OPEN_SINGLE_FILE) the file generated
+ * from the shards.  -1 when there is none; then *why (if non-NULL) is NULL
+ * when the view simply has no weight file, or says why the shard headers
+ * could not be merged. */
+QS_API ssize_t qs_single_file(const qs_container *c, qs_view view, const char **why);
 
-qs_reader *qs_reader_new(qs_container *c);
-void qs_reader_free(qs_reader *r);
+/* ---- reading ----------------------------------------------------------- */
+
+/* A reader: decode scratch for one thread (about 3 x the largest chunk).
+ * NULL with *err when out of memory. */
+QS_API qs_reader *qs_reader_new(qs_container *c, qs_error *err);
+QS_API void qs_reader_free(qs_reader *r);
 
 /* Read LEN bytes at OFF of file FILE of VIEW into BUF, decoding only the
  * chunks that overlap the range and verifying each chunk's checksum.
  * Returns the number of bytes read (short only at end of file) or -1 with
  * *err naming container, file, tensor and chunk. */
-ssize_t qs_read(qs_reader *r, qs_view view, size_t file, uint64_t off,
-		void *buf, size_t len, qs_error *err);
+QS_API ssize_t qs_read(qs_reader *r, qs_view view, size_t file, uint64_t off,
+		       void *buf, size_t len, qs_error *err);
 
 /* Decode everything, checking every chunk checksum and every file SHA-256.
- * Writes one line per problem to REPORT (may be NULL) and returns the number
- * of problems found (0 = intact) or -1 on an error that stops the check. */
+ * Writes one line per file to REPORT (may be NULL) and returns the number of
+ * problems found (0 = intact) or -1 on an error that stops the check. */
 typedef void (*qs_report_fn)(void *ctx, const char *line);
-long qs_verify(qs_container *c, qs_report_fn report, void *ctx, qs_error *err);
+QS_API long qs_verify(qs_container *c, qs_report_fn report, void *ctx, qs_error *err);
 
 /* Write every file of VIEW into the new directory DIR (it must not exist; the
- * files are written into a temporary sibling that is renamed at the end). */
-int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err);
-
-/* ---- chunk level: for a daemon that caches decoded chunks itself ------- */
-
-/* One piece of a file read: LEN bytes at CHUNK_OFF of the decoded chunk
- * (stream, face, chunk), landing at FILE_OFF of the file. */
-typedef struct qs_piece {
-	uint32_t stream, face;
-	uint64_t chunk;
-	uint64_t chunk_off, len, file_off;
-} qs_piece;
-
-/* Map [off, off + len) of a file (clamped to its size) onto at most MAX
- * pieces, in file order; returns how many were written (fewer than needed
- * when MAX runs out: continue from the last piece's end). */
-size_t qs_map(const qs_container *c, qs_view view, size_t file, uint64_t off, uint64_t len,
-	      qs_piece *out, size_t max);
-/* A key unique to (stream, face, chunk) within this container. */
-uint64_t qs_chunk_key(const qs_container *c, uint32_t stream, uint32_t face, uint64_t chunk);
-uint64_t qs_chunk_decoded_size(const qs_container *c, uint32_t stream, uint32_t face, uint64_t chunk);
-uint64_t qs_max_chunk_bytes(const qs_container *c);
-/* The container bytes [*off, *off + *len) a decode of this chunk face needs
- * (*len = 0: nothing to read, the data is in memory). */
-void qs_chunk_span(const qs_container *c, uint32_t stream, uint32_t face, uint64_t chunk,
-		   uint64_t *off, size_t *len);
-/* Decode a chunk face from the bytes of its span (read by the caller) into
- * OUT (qs_chunk_decoded_size bytes), verifying its checksum.  FILE names the
- * file for the error message.  Returns the decoded size or -1. */
-ssize_t qs_decode_span(qs_reader *r, uint32_t stream, uint32_t face, uint64_t chunk, const void *span,
-		       void *out, const char *file, qs_error *err);
-/* The container's file descriptor (read-only), for callers that read spans
- * themselves (io_uring).  Owned by the container. */
-int qs_container_fd(const qs_container *c);
-/* Name of the tensor (or file) a stream holds, for messages. */
-const char *qs_stream_label(const qs_container *c, uint32_t stream);
-
-/* Add to VIEW a single safetensors file NAME holding every tensor of the
- * view's top-level weight files (shards), built in memory from their
- * headers.  With one weight file, returns its index (it is its own
- * single-file view) and adds nothing; with none, -1.  Call before creating
- * readers.  Returns the file index or -1 with *err. */
-ssize_t qs_add_merged(qs_container *c, qs_view view, const char *name, qs_error *err);
+ * files are written into a temporary sibling that is renamed at the end, and
+ * removed on any error).  Returns 0 or -1 with *err. */
+QS_API int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err);
 
 /* The manifest of the container as JSON text (for `qstore info --json`);
- * the caller frees it with free(). */
-char *qs_info_json(const qs_container *c, qs_error *err);
+ * the caller frees it with free().  NULL with *err when out of memory. */
+QS_API char *qs_info_json(const qs_container *c, qs_error *err);
+
+/* ---- small utilities shared by the tools ------------------------------- */
+
+/* "123", "4K", "64M", "4G", "1T" (powers of 1024; lower case accepted) into
+ * *out.  0, or -1 for anything else, including a value above 2^64 - 1. */
+QS_API int qs_parse_bytes(const char *s, uint64_t *out);
+/* Make room for NEED elements of ELEM bytes in the array *ARR of capacity
+ * *CAP (grown geometrically): 0, or -1 with nothing changed when out of
+ * memory or when the byte count would overflow. */
+QS_API int qs_grow(void **arr, size_t *cap, size_t need, size_t elem);
+/* N bytes as 2N lower-case hex digits plus a NUL into OUT. */
+QS_API void qs_hex(const uint8_t *in, size_t n, char *out);
 
 #ifdef __cplusplus
 }

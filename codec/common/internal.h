@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "qstore.h"
+#include "qstore_chunk.h"
 
 #define QS_MAX_DIMS 16
 /* Hard upper bound on one chunk's decoded size: readers size their scratch
@@ -46,7 +47,9 @@ typedef struct qs_stream {
 	uint64_t n_chunks;
 	uint64_t cols;         /* QUANT: elements per row */
 	int64_t scale_stream;  /* QUANT: FLOAT stream with one scale per row */
+	uint64_t key_base;     /* first chunk key (qs_index_assign_keys) */
 	uint8_t *mem;          /* MEM: the bytes (owned) */
+	uint64_t *mem_hash;    /* MEM: XXH3-64 of each chunk, checked on every decode */
 } qs_stream;
 
 typedef struct qs_chunk {      /* 32 bytes on disk, see FORMAT.md */
@@ -95,6 +98,7 @@ typedef struct qs_index {
 	/* set by qs_index_validate: what one reader must be able to hold */
 	uint64_t max_chunk_bytes;   /* largest decoded chunk face */
 	uint64_t max_parts_bytes;   /* largest len_a + len_b */
+	uint64_t n_keys;            /* chunk keys in use (qs_index_assign_keys) */
 } qs_index;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -124,7 +128,8 @@ static inline int add_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builti
 int qs_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int qs_write_full(int fd, const void *buf, size_t len);
 
-/* ---- a growable string (index.c) ---------------------------------------- */
+/* ---- a growable string (index.c); arrays grow with qs_grow (qstore.h) ------- */
+
 
 typedef struct qs_strbuf { char *p; size_t len, cap; int oom; } qs_strbuf;
 /* Append n bytes (always NUL-terminated); on allocation failure sets oom
@@ -135,13 +140,18 @@ void qs_strbuf_add(qs_strbuf *b, const char *s, size_t n);
 
 uint64_t qs_face_esize(const qs_stream *s, int face);
 uint64_t qs_face_bytes(const qs_stream *s, int face);
+/* Elements in chunk K of S (the last chunk may be short). */
+size_t qs_chunk_elems(const qs_stream *s, uint64_t k);
+/* Give every (stream, face, chunk) a dense key: a stream's HIGH face chunks
+ * take [key_base, key_base + n_chunks), a QUANT stream's codes the next
+ * n_chunks.  Called after validation and after streams are added. */
+void qs_index_assign_keys(qs_index *ix);
 void qs_index_free(qs_index *ix);
 /* A relative path is acceptable if it has no empty, "." or ".." component,
  * no leading '/', no NUL or control characters and is at most 4095 bytes. */
 int qs_path_ok(const char *path);
 /* Name of the tensor (or file) a stream belongs to, for error messages. */
 const char *qs_stream_name(const qs_index *ix, uint64_t stream);
-/* Index of the file containing extent E in VIEW, or -1 (for messages). */
 
 /* Append a file to view V made of MEM (owned; becomes an in-memory stream)
  * followed by the extents of files PARTS[k] past their first SKIP[k] bytes.
@@ -160,7 +170,5 @@ int qs_manifest_load(qs_index *ix, const char *json, size_t len,
 		     uint64_t n_chunks, uint64_t n_extents, const char *where, qs_error *err);
 int qs_index_validate(qs_index *ix, uint64_t data_begin, uint64_t data_end,
 		      const char *where, qs_error *err);
-
-void qs_hex(const uint8_t *in, size_t n, char *out);
 
 #endif /* QS_INTERNAL_H */

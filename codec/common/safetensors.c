@@ -166,3 +166,54 @@ void qs_st_free(qs_st_file *f)
 	json_decref(f->metadata);
 	memset(f, 0, sizeof(*f));
 }
+
+/* ---- writing ------------------------------------------------------------ */
+
+json_t *qs_shape_json(const uint64_t *shape, int ndim)
+{
+	json_t *a = json_array();
+	for (int d = 0; d < ndim; d++)
+		json_array_append_new(a, json_integer((json_int_t)shape[d]));
+	return a;
+}
+
+/* Append J (consumed) as compact ASCII JSON. */
+static void add_json(qs_strbuf *b, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
+	json_decref(j);
+	if (!s)
+		b->oom = 1;
+	else
+		qs_strbuf_add(b, s, strlen(s));
+	free(s);
+}
+
+void qs_st_header_begin(qs_strbuf *b, const json_t *metadata)
+{
+	qs_strbuf_add(b, "\0\0\0\0\0\0\0\0{\"__metadata__\":", 24);
+	add_json(b, metadata ? json_incref((json_t *)metadata) : json_pack("{s:s}", "format", "pt"));
+}
+
+void qs_st_header_add(qs_strbuf *b, const qs_st_entry *e)
+{
+	qs_strbuf_add(b, ",", 1);
+	add_json(b, json_string(e->name));
+	qs_strbuf_add(b, ":", 1);
+	add_json(b, json_pack("{s:s, s:o, s:[I,I]}", "dtype", e->dtype, "shape", qs_shape_json(e->shape, e->ndim),
+			      "data_offsets", (json_int_t)e->begin, (json_int_t)e->end));
+}
+
+int qs_st_header_end(qs_strbuf *b)
+{
+	qs_strbuf_add(b, "}", 1);
+	while (!b->oom && (b->len - 8) % 8)
+		qs_strbuf_add(b, " ", 1);
+	if (b->oom) {
+		free(b->p);
+		memset(b, 0, sizeof(*b));
+		return -1;
+	}
+	wr64(b->p, b->len - 8);
+	return 0;
+}

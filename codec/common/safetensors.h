@@ -45,4 +45,23 @@ int qs_st_parse(const char *name, const uint8_t *json, size_t n, uint64_t file_s
 		qs_st_file *out, qs_error *err);
 void qs_st_free(qs_st_file *f);
 
+/* ---- writing a header: the one writer of every generated header ---------
+ * Layout of the reference writer: 8-byte length, then compact ASCII JSON
+ * {"__metadata__":{...},"name":{"dtype":..,"shape":[..],"data_offsets":[b,e]},...}
+ * padded with spaces to a multiple of 8.  Entries are written one at a time
+ * (one small tree each), so 100,000 tensors never build one huge tree. */
+typedef struct qs_st_entry {
+	const char *name, *dtype;
+	int ndim;
+	const uint64_t *shape;
+	uint64_t begin, end;       /* relative to the data start */
+} qs_st_entry;
+
+/* METADATA NULL writes {"format":"pt"} (transformers requires it). */
+void qs_st_header_begin(qs_strbuf *b, const json_t *metadata);
+void qs_st_header_add(qs_strbuf *b, const qs_st_entry *e);
+/* Close, pad, write the length: 0, or -1 when out of memory (b freed). */
+int qs_st_header_end(qs_strbuf *b);
+json_t *qs_shape_json(const uint64_t *shape, int ndim);
+
 #endif

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/codecs.h"
+#include "encode.h"
 
 rans_recip *qs_recip_table_new(void)
 {

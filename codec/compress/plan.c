@@ -527,25 +527,6 @@ static int cmp_i8(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static json_t *shape_json(const uint64_t *shape, int ndim)
-{
-	json_t *a = json_array();
-	for (int d = 0; d < ndim; d++)
-		json_array_append_new(a, json_integer((json_int_t)shape[d]));
-	return a;
-}
-
-static void add_json(qs_strbuf *b, json_t *j)
-{
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY) : NULL;
-	json_decref(j);
-	if (!s)
-		b->oom = 1;
-	else
-		qs_strbuf_add(b, s, strlen(s));
-	free(s);
-}
-
 /* Header bytes (8-byte length + JSON padded to a multiple of 8) of an INT8
  * safetensors file laid out like the reference writer: largest dtype first,
  * then by name, so every tensor is naturally aligned.  The JSON is written
@@ -554,25 +535,14 @@ static void add_json(qs_strbuf *b, json_t *j)
 static uint8_t *i8_header(const qs_st_file *st, i8ent *e, size_t n, uint64_t *hlen, uint64_t *data)
 {
 	qs_strbuf b = { 0 };
-	qs_strbuf_add(&b, "\0\0\0\0\0\0\0\0{\"__metadata__\":", 24);
-	add_json(&b, st->metadata ? json_incref(st->metadata) : json_pack("{s:s}", "format", "pt"));
+	qs_st_header_begin(&b, st->metadata);
 	uint64_t at = 0;
 	for (size_t i = 0; i < n; i++) {
-		qs_strbuf_add(&b, ",", 1);
-		add_json(&b, json_string(e[i].name));
-		qs_strbuf_add(&b, ":", 1);
-		add_json(&b, json_pack("{s:s, s:o, s:[I,I]}", "dtype", e[i].dtype, "shape", shape_json(e[i].shape, e[i].ndim),
-				       "data_offsets", (json_int_t)at, (json_int_t)(at + e[i].len)));
+		qs_st_header_add(&b, &(qs_st_entry){ e[i].name, e[i].dtype, e[i].ndim, e[i].shape, at, at + e[i].len });
 		at += e[i].len;
 	}
-	qs_strbuf_add(&b, "}", 1);
-	while ((b.len - 8) % 8)
-		qs_strbuf_add(&b, " ", 1);
-	if (b.oom) {
-		free(b.p);
+	if (qs_st_header_end(&b))
 		return NULL;
-	}
-	wr64(b.p, b.len - 8);
 	*hlen = b.len;
 	*data = at;
 	return (uint8_t *)b.p;

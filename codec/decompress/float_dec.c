@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "../common/codecs.h"
+#include "decode.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 

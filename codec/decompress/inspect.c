@@ -3,7 +3,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "../common/container.h"
+#include "container.h"
 
 void qs_container_summary(const qs_container *c, qs_summary *o)
 {
@@ -37,68 +37,34 @@ int qs_file_get(const qs_container *c, qs_view v, size_t i, qs_file_info *o)
 	return 0;
 }
 
-int qs_container_fd(const qs_container *c)
-{
-	return c->fd;
-}
-
-const char *qs_stream_label(const qs_container *c, uint32_t stream)
-{
-	return qs_stream_name(c->ix, stream);
-}
-
-uint64_t qs_chunk_key(const qs_container *c, uint32_t stream, uint32_t face, uint64_t chunk)
-{
-	/* stored streams: their chunk table index; in-memory streams after */
-	const qs_stream *s = &c->ix->streams[stream];
-	uint64_t idx = s->kind == QS_STREAM_MEM ? c->ix->n_chunks + (uint64_t)stream * 4096 + chunk
-		: s->first_chunk + chunk;
-	return idx << 1 | face;
-}
-
-size_t qs_map(const qs_container *c, qs_view v, size_t file, uint64_t off, uint64_t len, qs_piece *out, size_t max)
-{
-	const qs_index *ix = c->ix;
-	if ((unsigned)v > 1 || file >= ix->n_files[v])
-		return 0;
-	const qs_vfile *f = &ix->files[v][file];
-	if (off >= f->size)
-		return 0;
-	if (len > f->size - off)
-		len = f->size - off;
-	uint64_t lo = f->first_extent, hi = f->first_extent + f->n_extents, end = off + len;
-	while (hi - lo > 1) {   /* last extent starting at or before off */
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (ix->extents[mid].file_off <= off)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	size_t n = 0;
-	for (uint64_t x = lo; off < end && n < max && x < f->first_extent + f->n_extents; x++) {
-		const qs_extent *e = &ix->extents[x];
-		const qs_stream *s = &ix->streams[e->stream];
-		uint64_t cb = s->chunk_elems * qs_face_esize(s, (int)e->face);
-		while (off < end && off < e->file_off + e->len && n < max) {
-			uint64_t so = e->stream_off + (off - e->file_off), k = so / cb, in = so % cb;
-			uint64_t take = cb - in;
-			if (take > e->file_off + e->len - off)
-				take = e->file_off + e->len - off;
-			if (take > end - off)
-				take = end - off;
-			out[n++] = (qs_piece){ e->stream, e->face, k, in, take, off };
-			off += take;
-		}
-	}
-	return n;
-}
-
 ssize_t qs_file_find(const qs_container *c, qs_view v, const char *path)
 {
 	for (size_t i = 0; (unsigned)v <= 1 && i < c->ix->n_files[v]; i++)
 		if (!strcmp(c->ix->files[v][i].path, path))
 			return (ssize_t)i;
 	return -1;
+}
+
+const char *qs_view_dir(const qs_container *c, qs_view v)
+{
+	return (unsigned)v <= 1 ? c->dir[v] : NULL;
+}
+
+const char *qs_single_file_name(const qs_container *c, qs_view v)
+{
+	return (unsigned)v <= 1 ? c->single_name[v] : NULL;
+}
+
+ssize_t qs_single_file(const qs_container *c, qs_view v, const char **why)
+{
+	if (why)
+		*why = (unsigned)v <= 1 ? c->single_why[v] : NULL;
+	return (unsigned)v <= 1 ? c->single[v] : -1;
+}
+
+const char *qs_container_path(const qs_container *c)
+{
+	return c->path;
 }
 
 size_t qs_tensor_count(const qs_container *c)

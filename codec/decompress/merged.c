@@ -1,7 +1,8 @@
 /*
  * merged.c - the single-file view of a sharded model: one valid safetensors
  * file holding every tensor of the shards, built in memory from the shard
- * headers when a container is opened (nothing is stored for it).
+ * headers when a container is opened with QS_OPEN_SINGLE_FILE (nothing is
+ * stored for it).  An unsharded model's weight file is its own.
  *
  * Its header is generated (an in-memory stream); its data is the shards'
  * data sections back to back, so its extents are the shards' extents after
@@ -11,27 +12,30 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "../common/container.h"
-#include "../common/safetensors.h"
+#include <stdio.h>
 
-/* The weight files of a view: its top-level .safetensors files (the shards
- * of a sharded checkpoint), sorted by name. */
-static size_t weight_files(const qs_index *ix, int v, size_t *out, size_t max)
+#include "../common/safetensors.h"
+#include "container.h"
+
+static int cmp_path(const void *a, const void *b, void *files)
+{
+	const qs_vfile *f = files;
+	return strcmp(f[*(const size_t *)a].path, f[*(const size_t *)b].path);
+}
+
+/* The weight files of a view into out[] (room for every file): its
+ * top-level .safetensors files (the shards of a sharded checkpoint), sorted
+ * by path. */
+static size_t weight_files(const qs_index *ix, int v, size_t *out)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < ix->n_files[v] && n < max; i++) {
+	for (size_t i = 0; i < ix->n_files[v]; i++) {
 		const char *p = ix->files[v][i].path;
 		size_t l = strlen(p);
 		if (!strchr(p, '/') && l > 12 && !strcmp(p + l - 12, ".safetensors"))
 			out[n++] = i;
 	}
-	/* views list them in path order already; keep it certain */
-	for (size_t a = 1; a < n; a++)
-		for (size_t b = a; b > 0 && strcmp(ix->files[v][out[b - 1]].path, ix->files[v][out[b]].path) > 0; b--) {
-			size_t t = out[b];
-			out[b] = out[b - 1];
-			out[b - 1] = t;
-		}
+	qsort_r(out, n, sizeof(size_t), cmp_path, ix->files[v]);
 	return n;
 }
 
@@ -53,81 +57,73 @@ static int read_header(qs_container *c, qs_reader *r, int v, size_t fi, qs_st_fi
 	return rc;
 }
 
-ssize_t qs_add_merged(qs_container *c, qs_view v, const char *name, qs_error *err)
+/* The merged header of shards SH[0..ns) into *b; their header lengths into
+ * hlen[].  Metadata from the first shard; data offsets shifted by the data
+ * of the shards before. */
+static int merged_header(qs_container *c, int v, const size_t *sh, size_t ns, qs_strbuf *b, uint64_t *hlen,
+			 qs_error *err)
 {
-	qs_index *ix = c->ix;
-	if ((unsigned)v > 1 || !qs_path_ok(name) || qs_file_find(c, v, name) >= 0)
-		return qs_fail(err, EINVAL, "%s: bad or existing name for a merged view: %s", c->path, name);
-	size_t *shards = malloc((ix->n_files[v] + 1) * sizeof(size_t));
-	if (!shards)
-		return qs_fail(err, ENOMEM, "out of memory");
-	size_t ns = weight_files(ix, v, shards, ix->n_files[v]);
-	if (ns <= 1) {
-		ssize_t only = ns ? (ssize_t)shards[0] : -1;
-		free(shards);
-		return only;   /* one weight file is its own single-file view; none, none */
-	}
-	qs_reader *r = qs_reader_new(c);
-	qs_strbuf b = { 0 };
-	ssize_t rc = r ? 0 : qs_fail(err, ENOMEM, "out of memory");
-	uint64_t base = 0, *hlen = calloc(ns, sizeof(uint64_t));
-	if (!hlen && !rc)
-		rc = qs_fail(err, ENOMEM, "out of memory");
-	qs_strbuf_add(&b, "\0\0\0\0\0\0\0\0{", 9);
+	qs_reader *r = qs_reader_new(c, err);
+	uint64_t base = 0;
+	int rc = r ? 0 : -1;
 	for (size_t k = 0; k < ns && !rc; k++) {
 		qs_st_file st;
-		if (read_header(c, r, v, shards[k], &st, &hlen[k], err)) {
-			rc = -1;
+		if ((rc = read_header(c, r, v, sh[k], &st, &hlen[k], err)))
 			break;
-		}
-		if (k == 0) {
-			json_t *meta = st.metadata ? json_incref(st.metadata) : json_pack("{s:s}", "format", "pt");
-			char *m = json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII);
-			json_decref(meta);
-			qs_strbuf_add(&b, "\"__metadata__\":", 15);
-			if (m)
-				qs_strbuf_add(&b, m, strlen(m));
-			else
-				b.oom = 1;
-			free(m);
-		}
+		if (k == 0)
+			qs_st_header_begin(b, st.metadata);
 		for (size_t i = 0; i < st.n; i++) {
 			const qs_st_tensor *t = &st.t[i];
-			json_t *shape = json_array(), *key = json_string(t->name);
-			for (int d = 0; d < t->ndim; d++)
-				json_array_append_new(shape, json_integer((json_int_t)t->shape[d]));
-			json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t->dtype, "shape", shape, "data_offsets",
-					      (json_int_t)(base + t->begin), (json_int_t)(base + t->end));
-			char *ks = json_dumps(key, JSON_ENCODE_ANY | JSON_ENSURE_ASCII), *es = json_dumps(e, JSON_COMPACT);
-			qs_strbuf_add(&b, ",", 1);
-			if (ks && es) {
-				qs_strbuf_add(&b, ks, strlen(ks));
-				qs_strbuf_add(&b, ":", 1);
-				qs_strbuf_add(&b, es, strlen(es));
-			} else {
-				b.oom = 1;
-			}
-			free(ks);
-			free(es);
-			json_decref(key);
-			json_decref(e);
+			qs_st_header_add(b, &(qs_st_entry){ t->name, t->dtype, t->ndim, t->shape, base + t->begin,
+							     base + t->end });
 		}
-		base += ix->files[v][shards[k]].size - hlen[k];
+		base += c->ix->files[v][sh[k]].size - hlen[k];
 		qs_st_free(&st);
 	}
-	qs_strbuf_add(&b, "}", 1);
-	while ((b.len - 8) % 8)
-		qs_strbuf_add(&b, " ", 1);
-	if (!rc && b.oom)
-		rc = qs_fail(err, ENOMEM, "out of memory");
-	if (!rc)
-		wr64(b.p, b.len - 8);
 	qs_reader_free(r);
-	if (!rc)
-		rc = qs_index_add_mem_file(ix, v, name, (uint8_t *)b.p, b.len, shards, ns, hlen, err);
-	else
-		free(b.p);
+	if (!rc && qs_st_header_end(b))
+		rc = qs_fail(err, ENOMEM, "out of memory");
+	return rc;
+}
+
+/* View V's single file: the one weight file, or the merged one of several
+ * (BUILD), or -1; *why says why merging failed.  -2: out of memory. */
+static ssize_t single_file(qs_container *c, int v, int build, char **why)
+{
+	qs_index *ix = c->ix;
+	size_t *shards = malloc((ix->n_files[v] + 1) * sizeof(size_t));
+	uint64_t *hlen = calloc(ix->n_files[v] + 1, sizeof(uint64_t));
+	size_t ns = shards && hlen ? weight_files(ix, v, shards) : 0;
+	ssize_t rc = !shards || !hlen ? -2 : ns == 1 ? (ssize_t)shards[0] : -1;
+	qs_error e = { 0 };
+	if (ns > 1 && build && qs_file_find(c, (qs_view)v, c->single_name[v]) >= 0) {
+		qs_fail(&e, EEXIST, "a file named %s exists already", c->single_name[v]);
+	} else if (ns > 1 && build) {
+		qs_strbuf b = { 0 };
+		if (merged_header(c, v, shards, ns, &b, hlen, &e))
+			free(b.p);
+		else   /* takes b.p, even when it fails */
+			rc = qs_index_add_mem_file(ix, v, c->single_name[v], (uint8_t *)b.p, b.len, shards, ns, hlen, &e);
+	}
+	if (rc == -1 && e.code == ENOMEM)
+		rc = -2;
+	if (rc == -1 && e.code && !(*why = strdup(e.msg)))
+		rc = -2;
 	free(hlen);
 	free(shards);
 	return rc;
+}
+
+int qs_single_files_init(qs_container *c, int build, qs_error *err)
+{
+	const char *dt = c->ix->source_dtype ? c->ix->source_dtype : "";
+	c->dir[QS_VIEW_HIGH] = !strcmp(dt, "F16") ? "fp16" : !strcmp(dt, "F32") ? "fp32" : "bf16";
+	c->dir[QS_VIEW_INT8] = "int8";
+	for (int v = 0; v < 2; v++) {
+		snprintf(c->single_name[v], sizeof(c->single_name[v]), "model-%s.safetensors", c->dir[v]);
+		c->single[v] = single_file(c, v, build, &c->single_why[v]);
+		if (c->single[v] == -2)
+			return qs_fail(err, ENOMEM, "%s: out of memory", c->path);
+	}
+	return 0;
 }

@@ -29,7 +29,7 @@ static double now(void)
 
 static double read_view(qs_container *c, qs_view v, uint8_t *buf, uint64_t *bytes)
 {
-	qs_reader *r = qs_reader_new(c);
+	qs_reader *r = qs_reader_new(c, NULL);
 	qs_error e;
 	double t0 = now();
 	*bytes = 0;

@@ -52,11 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	qs_error e;
-	qs_container *c = qs_open(path, &e);
+	qs_container *c = qs_open_ex(path, QS_OPEN_SINGLE_FILE, &e);
 	if (c) {
-		qs_add_merged(c, QS_VIEW_HIGH, "merged-high.safetensors", &e);
-		qs_add_merged(c, QS_VIEW_INT8, "merged-int8.safetensors", &e);
-		qs_reader *r = qs_reader_new(c);
+		qs_reader *r = qs_reader_new(c, &e);
 		static uint8_t buf[1 << 16];
 		for (int v = 0; r && v < 2; v++)
 			for (size_t i = 0; i < qs_file_count(c, (qs_view)v) && i < 8; i++)

@@ -138,7 +138,7 @@ static uint8_t *source_of(qs_container *c, const char *src, size_t i, size_t *n)
 
 static void check_high_view(qs_container *c, const char *src)
 {
-	qs_reader *r = qs_reader_new(c);
+	qs_reader *r = qs_reader_new(c, NULL);
 	qs_error e;
 	for (size_t i = 0; i < qs_file_count(c, QS_VIEW_HIGH); i++) {
 		size_t n;
@@ -164,7 +164,7 @@ static uint8_t *read_view_file(qs_container *c, qs_view v, const char *path, siz
 	assert_true(i >= 0);
 	qs_file_info fi;
 	qs_file_get(c, v, (size_t)i, &fi);
-	qs_reader *r = qs_reader_new(c);
+	qs_reader *r = qs_reader_new(c, NULL);
 	qs_error e;
 	uint8_t *b = malloc(fi.size + 1);
 	assert_int_equal(qs_read(r, v, (size_t)i, 0, b, fi.size, &e), (ssize_t)fi.size);
@@ -355,7 +355,7 @@ static void test_damage(void **state)
 		long problems = qs_verify(c, NULL, NULL, &e);
 		if (problems) {
 			reported++;
-			qs_reader *r = qs_reader_new(c);
+			qs_reader *r = qs_reader_new(c, NULL);
 			/* any successful read must still return the original bytes */
 			for (size_t i = 0; i < qs_file_count(c, QS_VIEW_HIGH); i++) {
 				size_t on;

@@ -8,33 +8,33 @@
 
 enum { E_LOADING, E_READY, E_FAILED };
 
-struct qfs_entry {
+struct qsv_entry {
 	uint64_t gen, key;
 	size_t size;
 	uint8_t *data;
 	int state, holds, prefetched, in_table;
-	qfs_entry *hnext;               /* hash chain */
-	qfs_entry *prev, *next;         /* LRU list: head = most recent */
+	qsv_entry *hnext;               /* hash chain */
+	qsv_entry *prev, *next;         /* LRU list: head = most recent */
 };
 
-struct qfs_cache {
+struct qsv_cache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	qfs_entry **buckets;
+	qsv_entry **buckets;
 	size_t nbuckets;
-	qfs_entry *head, *tail;
-	qfs_cache_stats st;
+	qsv_entry *head, *tail;
+	qsv_cache_stats st;
 };
 
-static size_t slot(const qfs_cache *c, uint64_t gen, uint64_t key)
+static size_t slot(const qsv_cache *c, uint64_t gen, uint64_t key)
 {
 	uint64_t h = (key ^ (gen * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull;
 	return (size_t)(h >> 32) & (c->nbuckets - 1);
 }
 
-qfs_cache *qfs_cache_new(uint64_t capacity)
+qsv_cache *qsv_cache_new(uint64_t capacity)
 {
-	qfs_cache *c = calloc(1, sizeof(*c));
+	qsv_cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->nbuckets = 1 << 16;
@@ -49,14 +49,14 @@ qfs_cache *qfs_cache_new(uint64_t capacity)
 	return c;
 }
 
-static void lru_unlink(qfs_cache *c, qfs_entry *e)
+static void lru_unlink(qsv_cache *c, qsv_entry *e)
 {
 	if (e->prev) e->prev->next = e->next; else c->head = e->next;
 	if (e->next) e->next->prev = e->prev; else c->tail = e->prev;
 	e->prev = e->next = NULL;
 }
 
-static void lru_front(qfs_cache *c, qfs_entry *e)
+static void lru_front(qsv_cache *c, qsv_entry *e)
 {
 	e->next = c->head;
 	e->prev = NULL;
@@ -65,9 +65,9 @@ static void lru_front(qfs_cache *c, qfs_entry *e)
 	if (!c->tail) c->tail = e;
 }
 
-static void table_remove(qfs_cache *c, qfs_entry *e)
+static void table_remove(qsv_cache *c, qsv_entry *e)
 {
-	qfs_entry **p = &c->buckets[slot(c, e->gen, e->key)];
+	qsv_entry **p = &c->buckets[slot(c, e->gen, e->key)];
 	while (*p && *p != e)
 		p = &(*p)->hnext;
 	if (*p)
@@ -77,7 +77,7 @@ static void table_remove(qfs_cache *c, qfs_entry *e)
 	c->st.entries--;
 }
 
-static void destroy(qfs_cache *c, qfs_entry *e)
+static void destroy(qsv_cache *c, qsv_entry *e)
 {
 	c->st.used -= e->size;
 	free(e->data);
@@ -85,11 +85,11 @@ static void destroy(qfs_cache *c, qfs_entry *e)
 }
 
 /* make room for `need` bytes by dropping unheld entries, oldest first */
-static void evict(qfs_cache *c, size_t need)
+static void evict(qsv_cache *c, size_t need)
 {
-	qfs_entry *e = c->tail;
+	qsv_entry *e = c->tail;
 	while (e && c->st.used + need > c->st.capacity) {
-		qfs_entry *prev = e->prev;
+		qsv_entry *prev = e->prev;
 		if (!e->holds && e->state != E_LOADING) {
 			table_remove(c, e);
 			destroy(c, e);
@@ -99,17 +99,17 @@ static void evict(qfs_cache *c, size_t need)
 	}
 }
 
-qfs_entry *qfs_cache_get(qfs_cache *c, uint64_t gen, uint64_t key, size_t size, int mode, int *load)
+qsv_entry *qsv_cache_get(qsv_cache *c, uint64_t gen, uint64_t key, size_t size, int mode, int *load)
 {
 	*load = 0;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		qfs_entry *e = c->buckets[slot(c, gen, key)];
+		qsv_entry *e = c->buckets[slot(c, gen, key)];
 		while (e && (e->gen != gen || e->key != key))
 			e = e->hnext;
 		if (!e)
 			break;
-		if (mode == QFS_GET_PREFETCH || (mode == QFS_GET_TRY && e->state == E_LOADING)) {
+		if (mode == QSV_GET_PREFETCH || (mode == QSV_GET_TRY && e->state == E_LOADING)) {
 			pthread_mutex_unlock(&c->mu);
 			errno = EAGAIN;
 			return NULL;
@@ -140,7 +140,7 @@ qfs_entry *qfs_cache_get(qfs_cache *c, uint64_t gen, uint64_t key, size_t size, 
 		return e;
 	}
 	evict(c, size);
-	qfs_entry *e = calloc(1, sizeof(*e));
+	qsv_entry *e = calloc(1, sizeof(*e));
 	uint8_t *data = e ? malloc(size ? size : 1) : NULL;
 	if (!data) {
 		free(e);
@@ -148,15 +148,15 @@ qfs_entry *qfs_cache_get(qfs_cache *c, uint64_t gen, uint64_t key, size_t size, 
 		errno = ENOMEM;
 		return NULL;
 	}
-	*e = (qfs_entry){ .gen = gen, .key = key, .size = size, .data = data, .state = E_LOADING, .holds = 1,
-			  .prefetched = mode == QFS_GET_PREFETCH, .in_table = 1 };
+	*e = (qsv_entry){ .gen = gen, .key = key, .size = size, .data = data, .state = E_LOADING, .holds = 1,
+			  .prefetched = mode == QSV_GET_PREFETCH, .in_table = 1 };
 	size_t s = slot(c, gen, key);
 	e->hnext = c->buckets[s];
 	c->buckets[s] = e;
 	lru_front(c, e);
 	c->st.used += size;
 	c->st.entries++;
-	if (mode == QFS_GET_PREFETCH)
+	if (mode == QSV_GET_PREFETCH)
 		c->st.prefetch_issued++;
 	else
 		c->st.misses++;
@@ -165,7 +165,7 @@ qfs_entry *qfs_cache_get(qfs_cache *c, uint64_t gen, uint64_t key, size_t size, 
 	return e;
 }
 
-void qfs_cache_publish(qfs_cache *c, qfs_entry *e, int ok)
+void qsv_cache_publish(qsv_cache *c, qsv_entry *e, int ok)
 {
 	pthread_mutex_lock(&c->mu);
 	e->state = ok ? E_READY : E_FAILED;
@@ -175,7 +175,7 @@ void qfs_cache_publish(qfs_cache *c, qfs_entry *e, int ok)
 	pthread_mutex_unlock(&c->mu);
 }
 
-void qfs_cache_put(qfs_cache *c, qfs_entry *e)
+void qsv_cache_put(qsv_cache *c, qsv_entry *e)
 {
 	pthread_mutex_lock(&c->mu);
 	if (--e->holds == 0) {
@@ -187,13 +187,13 @@ void qfs_cache_put(qfs_cache *c, qfs_entry *e)
 	pthread_mutex_unlock(&c->mu);
 }
 
-uint8_t *qfs_entry_data(qfs_entry *e) { return e->data; }
-size_t qfs_entry_size(const qfs_entry *e) { return e->size; }
+uint8_t *qsv_entry_data(qsv_entry *e) { return e->data; }
+size_t qsv_entry_size(const qsv_entry *e) { return e->size; }
 
-void qfs_cache_forget_gen(qfs_cache *c, uint64_t gen)
+void qsv_cache_forget_gen(qsv_cache *c, uint64_t gen)
 {
 	pthread_mutex_lock(&c->mu);
-	for (qfs_entry *e = c->head, *next; e; e = next) {
+	for (qsv_entry *e = c->head, *next; e; e = next) {
 		next = e->next;
 		if (e->gen != gen || e->state == E_LOADING)
 			continue;
@@ -204,18 +204,18 @@ void qfs_cache_forget_gen(qfs_cache *c, uint64_t gen)
 	pthread_mutex_unlock(&c->mu);
 }
 
-void qfs_cache_get_stats(qfs_cache *c, qfs_cache_stats *s)
+void qsv_cache_get_stats(qsv_cache *c, qsv_cache_stats *s)
 {
 	pthread_mutex_lock(&c->mu);
 	*s = c->st;
 	pthread_mutex_unlock(&c->mu);
 }
 
-void qfs_cache_free(qfs_cache *c)
+void qsv_cache_free(qsv_cache *c)
 {
 	if (!c)
 		return;
-	for (qfs_entry *e = c->head, *next; e; e = next) {
+	for (qsv_entry *e = c->head, *next; e; e = next) {
 		next = e->next;
 		free(e->data);
 		free(e);

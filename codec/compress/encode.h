@@ -1,0 +1,34 @@
+/* encode.h - the chunk part encoders (FORMAT.md "chunk parts"). */
+#ifndef QS_ENCODE_H
+#define QS_ENCODE_H
+
+#include "../common/codecs.h"
+
+/* Per-thread encoder scratch, sized for chunks of up to max_elems elements. */
+typedef struct qs_enc_scratch {
+	size_t max_elems;
+	uint32_t *words;          /* rANS output, 3 words per element + slack */
+	size_t n_words;
+	uint32_t counts[FT_MAX_SYMS];
+	ft_enc ft;
+	const rans_recip *recip;  /* shared, read-only: [0, 2^16] */
+	qs_qtab_cache qcache;
+} qs_enc_scratch;
+
+qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip);
+void qs_enc_scratch_free(qs_enc_scratch *s);
+/* The reciprocal table every encoder thread shares (65537 entries). */
+rans_recip *qs_recip_table_new(void);
+
+/* Each encoder writes a whole part (tag included) into out, which has room
+ * for 1 + raw size + QS_PART_SLACK bytes, and returns its length (0 on an
+ * internal inconsistency).  It falls back to RAW whenever that is smaller. */
+size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out);
+size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out);
+/* Computes the codes of in[0..n) (elements e0.. of a tensor with `cols`
+ * columns; scales[r] is the scale of row e0/cols + r) into q, then the
+ * residual part into out. */
+size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n,
+		   uint64_t e0, uint64_t cols, const uint32_t *scales, int8_t *q, uint8_t *out);
+
+#endif

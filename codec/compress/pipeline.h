@@ -1,0 +1,20 @@
+/*
+ * pipeline.h - encoding every chunk of a plan on worker threads and handing
+ * them to the writer in container order.
+ *
+ * The main thread walks the chunks in container order and keeps a ring of
+ * jobs in flight; worker threads encode them in any order; the main thread
+ * writes each finished job in order.  The order of writing is fixed, so the
+ * container is byte-identical whatever the number of threads, and the ring
+ * bounds memory (a few MiB per job) whatever the model size.
+ */
+#ifndef QS_PIPELINE_H
+#define QS_PIPELINE_H
+
+#include "writer.h"
+
+/* Encode and write every chunk of P with THREADS workers.  0, or -1 with *err
+ * (EINTR when OPT->cancel was raised). */
+int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, double t0, qs_error *err);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * dispatch.c - choosing the decoder kernels once per reader.
+ *
+ * Only the portable kernels exist today; a SIMD set is added to SETS with a
+ * cpuid test of its own and must decode every part to the same bytes.  The
+ * environment variable QSTORE_SIMD names a set to force (the tests run each
+ * set the machine has); an unknown or unavailable name falls back to the
+ * best available, never to a set the CPU cannot run.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+
+static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres };
+
+typedef struct kset {
+	const qs_dec_kernels *k;
+	int (*usable)(void);
+} kset;
+
+static int always(void) { return 1; }
+
+/* worst first: the last usable one is the default */
+static const kset SETS[] = { { &SCALAR, always } };
+#define N_SETS (sizeof(SETS) / sizeof(SETS[0]))
+
+size_t qs_dec_available(const qs_dec_kernels **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < N_SETS && n < max; i++)
+		if (SETS[i].usable())
+			out[n++] = SETS[i].k;
+	return n;
+}
+
+const qs_dec_kernels *qs_dec_select(void)
+{
+	const qs_dec_kernels *av[N_SETS];
+	size_t n = qs_dec_available(av, N_SETS);
+	const char *want = getenv("QSTORE_SIMD");
+	for (size_t i = 0; want && i < n; i++)
+		if (!strcmp(av[i]->name, want))
+			return av[i];
+	return av[n - 1];
+}

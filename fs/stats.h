@@ -1,0 +1,13 @@
+/* stats.h - the text of /.qstorefs/stats (JSON): cache, decode, prefetch
+ * and error counters, and the models with their open files. */
+#ifndef QFS_STATS_H
+#define QFS_STATS_H
+
+#include <stddef.h>
+
+#include "daemon.h"
+
+/* A snapshot (the caller frees it), its length in *len; NULL when out of memory. */
+char *qfs_stats_text(qfs_daemon *d, size_t *len);
+
+#endif

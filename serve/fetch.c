@@ -1,0 +1,233 @@
+/* fetch.c - io_uring backing reads and decoding into the cache; see fetch.h. */
+#include "fetch.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#define BATCH 32          /* chunks read in one io_uring submission */
+#define KEEP_SPANS 2
+
+/* One per thread (FUSE's, the workers', a test's), freed at thread exit. */
+typedef struct io_state {
+	struct io_uring ring;
+	int ring_state;            /* 0 untried, 1 ok, -1 failed: fall back to pread */
+	uint8_t *spans[BATCH];
+	size_t cap[BATCH];
+} io_state;
+
+void qsv_io_free(void *p)
+{
+	io_state *t = p;
+	for (int i = 0; i < BATCH; i++)
+		free(t->spans[i]);
+	if (t->ring_state > 0)
+		io_uring_queue_exit(&t->ring);
+	free(t);
+}
+
+static io_state *io_of(qsv_server *s)
+{
+	io_state *t = pthread_getspecific(s->io_key);
+	if (!t && (t = calloc(1, sizeof(*t))))
+		pthread_setspecific(s->io_key, t);
+	return t;
+}
+
+static uint8_t *span_buf(io_state *t, int i, size_t len)
+{
+	if (t->cap[i] < len) {
+		uint8_t *p = realloc(t->spans[i], len);
+		if (!p)
+			return NULL;
+		t->spans[i] = p;
+		t->cap[i] = len;
+	}
+	return t->spans[i];
+}
+
+/* Span I with pread (the library's one loop): 0 or -errno. */
+static int pread_span(io_state *t, qsv_version *v, const qs_piece *p, int i)
+{
+	qs_error e = { 0 };
+	return qs_read_span(v->c, p, t->spans[i], NULL, &e) ? -(e.code ? e.code : EIO) : 0;
+}
+
+static void pread_spans(io_state *t, qsv_version *v, const qs_piece *const *p, int n, int *res)
+{
+	for (int i = 0; i < n; i++)
+		res[i] = pread_span(t, v, p[i], i);
+}
+
+/* Read the spans of p[0..n) into t->spans[i]; res[i] = 0 or -errno. */
+static void read_spans(io_state *t, qsv_version *v, const qs_piece *const *p, int n, int *res)
+{
+	struct io_uring *ring = &t->ring;
+	if (!t->ring_state)
+		t->ring_state = io_uring_queue_init(BATCH, ring, 0) ? -1 : 1;
+	if (t->ring_state < 0)
+		return pread_spans(t, v, p, n, res);
+	int pending = 0, fd = qs_container_fd(v->c);
+	for (int i = 0; i < n; i++) {
+		res[i] = 0;
+		if (!p[i]->span_len)
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+		io_uring_prep_read(sqe, fd, t->spans[i], (unsigned)p[i]->span_len, p[i]->span_off);
+		io_uring_sqe_set_data64(sqe, (uint64_t)i);
+		pending++;
+	}
+	if (pending)
+		io_uring_submit(ring);
+	while (pending) {
+		struct io_uring_cqe *cqe;
+		int e = io_uring_wait_cqe(ring, &cqe);
+		if (e == -EINTR)
+			continue;
+		if (e < 0)   /* the ring broke: do the whole batch plainly */
+			return pread_spans(t, v, p, n, res);
+		int i = (int)io_uring_cqe_get_data64(cqe);
+		int r = cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+		pending--;
+		/* an error, or a short read (the file shrank): pread names it */
+		if (r < 0 || (size_t)r < p[i]->span_len)
+			res[i] = pread_span(t, v, p[i], i);
+		atomic_fetch_add(&v->srv->n.backing_bytes, p[i]->span_len);
+	}
+}
+
+/* Decode one loaded span into its entry; 0 or -1 (logged). */
+static int decode_one(qsv_version *v, qs_reader *r, const qs_piece *p, const uint8_t *span, qsv_entry *e,
+		      int res, const char *path, qs_error *rerr)
+{
+	qsv_server *s = v->srv;
+	qs_error err = { 0 };
+	uint64_t t0 = qsv_now_ns();
+	ssize_t got = -1;
+	if (res)
+		qs_piece_error(v->c, p, path, -res, strerror(-res), &err);
+	else if (!r)
+		err = *rerr;
+	else
+		got = qs_decode_piece(r, p, span, qsv_entry_data(e), path, &err);
+	if (got >= 0 && (uint64_t)got != p->decoded_size)
+		got = qs_piece_error(v->c, p, path, EIO, "decoded size differs from the index", &err);
+	if (got < 0) {
+		if (qsv_first_report(s, v->gen, p->key))
+			qsv_logf(s->log, QSV_ERR, "%s", err.msg);
+		atomic_fetch_add(&s->n.errors, 1);
+		return -1;
+	}
+	atomic_fetch_add(&s->n.decoded_bytes, (uint64_t)got);
+	atomic_fetch_add(&s->n.decode_ns, qsv_now_ns() - t0);
+	return 0;
+}
+
+/* Load entries e[0..n) (all owned by the caller, LOADING) for pieces p. */
+static int load(qsv_version *v, int view, size_t file, const qs_piece *const *p, qsv_entry **e, int n)
+{
+	int res[BATCH], bad = 0;
+	io_state *t = io_of(v->srv);
+	for (int i = 0; i < n; i++)
+		if (!t || !span_buf(t, i, p[i]->span_len + 1)) {
+			for (int k = 0; k < n; k++)
+				qsv_cache_publish(v->srv->cache, e[k], 0);
+			return -ENOMEM;
+		}
+	read_spans(t, v, p, n, res);
+	qs_file_info fi;
+	qs_file_get(v->c, (qs_view)view, file, &fi);
+	qs_error rerr = { 0 };
+	qs_reader *r = qsv_version_reader(v, &rerr);
+	for (int i = 0; i < n; i++) {
+		int ok = !decode_one(v, r, p[i], t->spans[i], e[i], res[i], fi.path, &rerr);
+		bad |= !ok;
+		qsv_cache_publish(v->srv->cache, e[i], ok);
+	}
+	if (r)
+		qsv_version_reader_done(v, r);
+	/* keep two span buffers warm per thread; a batch's others go back, or
+	 * sixteen FUSE threads could each hold 32 MiB of them */
+	for (int i = KEEP_SPANS; i < n; i++) {
+		free(t->spans[i]);
+		t->spans[i] = NULL;
+		t->cap[i] = 0;
+	}
+	return bad ? -EIO : 0;
+}
+
+static qsv_entry *entry_of(qsv_version *v, const qs_piece *x, int mode, int *own)
+{
+	return qsv_cache_get(v->srv->cache, v->gen, x->key, (size_t)x->decoded_size, mode, own);
+}
+
+/* Wait for the chunks other threads were loading (step 3 of qsv_fetch). */
+static int wait_others(qsv_version *v, int view, size_t file, const qs_piece *p, size_t n, qsv_entry **e)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (e[i])
+			continue;
+		int own;
+		e[i] = entry_of(v, &p[i], QSV_GET_WAIT, &own);
+		if (!e[i])
+			return errno == ENOMEM ? -ENOMEM : -EIO;
+		const qs_piece *one = &p[i];
+		int rc = own ? load(v, view, file, &one, &e[i], 1) : 0;   /* its loader failed and dropped it */
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int qsv_fetch(qsv_version *v, int view, size_t file, const qs_piece *p, size_t n, qsv_entry **e)
+{
+	const qs_piece *todo[BATCH];
+	qsv_entry *todo_e[BATCH];
+	int nt = 0, rc = 0, waiting = 0;
+	/* 1. take what is cached, claim what is missing, skip what others load */
+	for (size_t i = 0; i < n; i++) {
+		int own;
+		e[i] = rc ? NULL : entry_of(v, &p[i], QSV_GET_TRY, &own);
+		if (!e[i]) {
+			if (!rc && errno == EAGAIN)
+				waiting = 1;
+			else if (!rc)
+				rc = -ENOMEM;
+			continue;
+		}
+		if (own) {
+			todo[nt] = &p[i];
+			todo_e[nt++] = e[i];
+		}
+		if (nt == BATCH) {
+			int r = load(v, view, file, todo, todo_e, nt);
+			rc = rc ? rc : r;
+			nt = 0;
+		}
+	}
+	/* 2. load the rest of ours: nothing we hold is LOADING after this */
+	if (nt) {
+		int r = load(v, view, file, todo, todo_e, nt);
+		rc = rc ? rc : r;
+	}
+	if (waiting && !rc)
+		rc = wait_others(v, view, file, p, n, e);
+	if (rc)
+		for (size_t i = 0; i < n; i++)
+			if (e[i])
+				qsv_cache_put(v->srv->cache, e[i]);
+	return rc;
+}
+
+void qsv_fetch_ahead(qsv_version *v, int view, size_t file, const qs_piece *p)
+{
+	int own;
+	qsv_entry *e = entry_of(v, p, QSV_GET_PREFETCH, &own);
+	if (!e)
+		return;
+	load(v, view, file, &p, &e, 1);
+	qsv_cache_put(v->srv->cache, e);
+}
