@@ -107,8 +107,11 @@ static int decode_one(qsv_version *v, qs_reader *r, const qs_piece *p, const uin
 	qs_error err = { 0 };
 	uint64_t t0 = qsv_now_ns();
 	ssize_t got = -1;
-	if (res)
-		qs_piece_error(v->c, p, path, -res, strerror(-res), &err);
+	char what[160];
+	if (res) {
+		snprintf(what, sizeof(what), "backing read error: %s", strerror(-res));
+		qs_piece_error(v->c, p, path, -res, what, &err);
+	}
 	else if (!r)
 		err = *rerr;
 	else
