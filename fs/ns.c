@@ -507,7 +507,8 @@ static int scan(qfs_ns *ns, qsv_version ***out, size_t *n_out)
 			now[n++] = v;
 	}
 	closedir(dir);
-	qsort(now, n, sizeof(*now), cmp_version);
+	if (n)   /* qsort of a NULL array is undefined even for 0 elements */
+		qsort(now, n, sizeof(*now), cmp_version);
 	*out = now;
 	*n_out = n;
 	return 0;
