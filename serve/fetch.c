@@ -116,8 +116,6 @@ static int decode_one(qsv_version *v, qs_reader *r, const qs_piece *p, const uin
 		err = *rerr;
 	else
 		got = qs_decode_piece(r, p, span, qsv_entry_data(e), path, &err);
-	if (got >= 0 && (uint64_t)got != p->decoded_size)
-		got = qs_piece_error(v->c, p, path, EIO, "decoded size differs from the index", &err);
 	if (got < 0) {
 		if (qsv_first_report(s, v->gen, p->key))
 			qsv_logf(s->log, QSV_ERR, "%s", err.msg);

@@ -126,8 +126,8 @@ static ssize_t decode_quant(qs_reader *r, const qs_stream *s, const qs_piece *p,
 	return (ssize_t)bytes;
 }
 
-ssize_t qs_decode_piece(qs_reader *r, const qs_piece *p, const void *span_in, void *out_in, const char *file,
-			qs_error *err)
+static ssize_t decode_piece(qs_reader *r, const qs_piece *p, const void *span_in, void *out_in, const char *file,
+			    qs_error *err)
 {
 	const qs_index *ix = r->c->ix;
 	const uint8_t *span = span_in;
@@ -152,6 +152,17 @@ ssize_t qs_decode_piece(qs_reader *r, const qs_piece *p, const void *span_in, vo
 	return (ssize_t)bytes;
 }
 
+/* Every caller sized OUT from p->decoded_size: a decode that disagrees with
+ * the index is refused here, once for all of them. */
+ssize_t qs_decode_piece(qs_reader *r, const qs_piece *p, const void *span, void *out, const char *file,
+			qs_error *err)
+{
+	ssize_t n = decode_piece(r, p, span, out, file, err);
+	if (n >= 0 && (uint64_t)n != p->decoded_size)
+		return fail(r, p, file, "decoded size differs from the index", err);
+	return n;
+}
+
 /* The decoded chunk of P in r->out (kept for the next read). */
 static const uint8_t *decode_chunk(qs_reader *r, const qs_piece *p, const char *file, qs_error *err)
 {
@@ -163,10 +174,6 @@ static const uint8_t *decode_chunk(qs_reader *r, const qs_piece *p, const char *
 	ssize_t n = qs_decode_piece(r, p, r->part, r->out, file, err);
 	if (n < 0)
 		return NULL;
-	if ((uint64_t)n != p->decoded_size) {
-		fail(r, p, file, "decoded size differs from the index", err);
-		return NULL;
-	}
 	r->have_key = p->key;
 	r->have_len = (size_t)n;
 	return r->out;
