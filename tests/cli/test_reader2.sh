@@ -1,0 +1,40 @@
+# The second reader (tests/reader2/qsread.py, written from codec/FORMAT.md
+# alone) decodes what the C encoder writes, byte for byte: the golden
+# container, generated models in each float format, and widened ones whose
+# mantissas end in zero bits (the FSYM/QRES shift byte); and it refuses damage.
+. ./lib.sh
+[ -n "${QS_QUICK:-}" ] && { echo "  (skipped in the quick pass: pure Python)"; exit 0; }
+if [ -z "${QS_PYTHON:-}" ] || [ ! -x "$QS_PYTHON" ]; then
+	fail "the second reader needs the test venv (run make deps)"; finish
+fi
+R=../reader2
+G=../golden
+check "second reader: golden container" "$QS_PYTHON" "$R/qsread.py" "$G/golden.qst" "$T/golden"
+check "second reader: golden files have the recorded SHA-256s" bash -c "cd '$T/golden' && sha256sum -c --quiet '$(readlink -f $G/golden.sha256)'"
+
+model() {   # model NAME SRC_DIR: pack, read back with both readers, compare
+	local name=$1 src=$2
+	"$QSTORE" pack "$src" -o "$T/$name.qst" --chunk-size 8K >/dev/null &&
+		"$QSTORE" unpack "$T/$name.qst" -o "$T/$name.int8" --precision int8 >/dev/null ||
+		{ fail "$name: pack/unpack"; return; }
+	check "second reader: $name decodes" "$QS_PYTHON" "$R/qsread.py" "$T/$name.qst" "$T/$name.out"
+	check "second reader: $name high view = source" diff -r "$src" "$T/$name.out/high"
+	check "second reader: $name int8 view = qstore's" diff -r "$T/$name.int8" "$T/$name.out/int8"
+}
+"$GENMODEL" "$T/bf16" --mb 0.1 --hidden 48 --vocab 64 --shards 2 --special --seed 7 >/dev/null 2>&1
+"$GENMODEL" "$T/f16" --mb 0.08 --hidden 48 --vocab 64 --dtype f16 --special --seed 8 >/dev/null 2>&1
+model bf16 "$T/bf16"
+model f16 "$T/f16"
+for dt in f32 f16; do
+	"$QS_PYTHON" "$R/widen.py" "$T/bf16" "$T/wide-$dt" $dt || fail "widen to $dt"
+	model "bf16-as-$dt" "$T/wide-$dt"
+done
+
+# damage: one flipped byte inside a chunk part, and a truncated copy
+cp "$G/golden.qst" "$T/flip.qst"
+printf '\x5a' | dd of="$T/flip.qst" bs=1 seek=2000 conv=notrunc status=none
+expect_error "second reader: flipped chunk byte" "hash mismatch|damage|rANS|codec|size" \
+	"$QS_PYTHON" "$R/qsread.py" "$T/flip.qst" "$T/flip"
+head -c 30000 "$G/golden.qst" > "$T/short.qst"
+expect_error "second reader: truncated container" "trailer|size" "$QS_PYTHON" "$R/qsread.py" "$T/short.qst" "$T/short"
+finish

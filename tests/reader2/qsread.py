@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""qsread.py - a second qstore container reader, written from codec/FORMAT.md alone.
+
+It shares no code with codec/ (it is Python; the C reader is the reference): if
+FORMAT.md leaves something out, this reader gets it wrong and the test that
+compares its output with the source model fails.  It favours being obviously
+faithful to the document over speed.
+
+    qsread.py CONTAINER OUTDIR     writes OUTDIR/high/... and OUTDIR/int8/...
+
+Exit status 0 when every file was decoded, every chunk hash and every file
+SHA-256 matched; 1 with a message naming the problem otherwise.
+"""
+import hashlib
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import xxhash
+import zstandard
+
+RANS_L = 1 << 31
+MAGIC = b"\x89QSTORE\n"
+CHUNK_LIMIT = 16 << 20
+FREQ_TABLE_SLACK = 3146
+BLOB, FLOAT, QUANT = 0, 1, 2
+RAW, ZSTD, FSYM, QCODE, QRES = 0, 1, 2, 3, 4
+# fmt -> (esize, exponent bits, mantissa bits, largest finite magnitude)
+FORMATS = {1: (2, 8, 7, 0x7F7F), 2: (2, 5, 10, 0x7BFF), 3: (4, 8, 23, 0x7F7FFFFF)}
+
+
+class Damage(Exception):
+    pass
+
+
+def need(cond, what):
+    if not cond:
+        raise Damage(what)
+
+
+def xxh3(b):
+    return xxhash.xxh3_64_intdigest(b, seed=0)
+
+
+# ---- 1. layout ------------------------------------------------------------
+
+
+def read_layout(data):
+    size = len(data)
+    need(size >= 64 + 128, "too small to be a container")
+    need(data[0:8] == MAGIC, "not a qstore container (bad magic)")
+    ver, hsize = struct.unpack_from("<II", data, 8)
+    need(ver == 1, f"format version {ver}, this reader knows 1")
+    need(hsize == 64 and data[16:56] == bytes(40), "bad header")
+    need(struct.unpack_from("<Q", data, 56)[0] == xxh3(data[0:56]), "header hash mismatch")
+    t = data[size - 128:]
+    need(t[0:8] == b"QSTTRAIL", "bad trailer magic")
+    need(struct.unpack_from("<Q", t, 120)[0] == xxh3(t[0:120]), "trailer hash mismatch")
+    (tver, tsize, csize, moff, mlen, mraw, coff, nch, eoff, next_, ihash) = struct.unpack_from(
+        "<IIQQQQQQQQQ", t, 8)
+    need(tver == 1 and tsize == 128 and t[88:120] == bytes(32), "bad trailer")
+    need(csize == size, f"recorded size {csize} != file size {size} (truncated?)")
+    need(moff >= 64 and moff + mlen == coff, "manifest placement")
+    need(coff + 32 * nch == eoff and eoff + 32 * next_ == size - 128, "table placement")
+    need(mraw <= 1 << 30, "manifest too large")
+    need(ihash == xxh3(data[moff:size - 128]), "index hash mismatch")
+    raw = zstandard.ZstdDecompressor().decompress(data[moff:coff], max_output_size=mraw)
+    need(len(raw) == mraw, "manifest length")
+    lines = [json.loads(line) for line in raw.decode("utf-8").split("\n") if line]
+    chunks = [struct.unpack_from("<QIIQQ", data, coff + 32 * i) for i in range(nch)]
+    extents = [struct.unpack_from("<QQIIQ", data, eoff + 32 * i) for i in range(next_)]
+    return moff, lines, chunks, extents
+
+
+def read_manifest(lines):
+    head = lines[0]
+    need(head.get("format") == "qstore-manifest" and head.get("version") == 1, "manifest header")
+    s, t, h, i = head["streams"], head["tensors"], head["high_files"], head["int8_files"]
+    need(len(lines) == 1 + s + t + h + i, "manifest record count")
+    streams = lines[1:1 + s]
+    files = lines[1 + s + t:]
+    return streams, files[:h], files[h:]
+
+
+def check_stream(sid, st, chunks, moff):
+    kind, fmt, es, elems = st["kind"], st["fmt"], st["esize"], st["elems"]
+    if kind == BLOB:
+        need(fmt == 0 and es == 1, f"stream {sid}: BLOB fmt/esize")
+    else:
+        need(kind in (FLOAT, QUANT) and fmt in FORMATS and es == FORMATS[fmt][0],
+             f"stream {sid}: kind/fmt/esize")
+    ce, n, first = st["chunk_elems"], st["chunks"], st["first_chunk"]
+    if elems > 0:
+        need(1 <= ce <= CHUNK_LIMIT // es and n == -(-elems // ce), f"stream {sid}: chunking")
+    else:
+        need(n == 0, f"stream {sid}: chunks of an empty stream")
+    need(first + n <= len(chunks), f"stream {sid}: chunk range")
+    limit = 1 + ce * es + FREQ_TABLE_SLACK
+    for k in range(n):
+        off, la, lb, _, _ = chunks[first + k]
+        need(off >= 64 and 1 <= la <= limit and lb <= limit, f"stream {sid} chunk {k}: part sizes")
+        need((lb >= 1) == (kind == QUANT), f"stream {sid} chunk {k}: part B")
+        need(off + la + lb <= moff, f"stream {sid} chunk {k}: past the manifest")
+
+
+def check_quant(sid, st, streams):
+    cols = st["cols"]
+    need(cols >= 1 and st["elems"] % cols == 0, f"stream {sid}: cols")
+    sc = st["scale_stream"]
+    need(0 <= sc < len(streams), f"stream {sid}: scale stream")
+    ss = streams[sc]
+    need(ss["kind"] == FLOAT and ss["fmt"] == st["fmt"] and ss["elems"] == st["elems"] // cols,
+         f"stream {sid}: scale stream shape")
+
+
+def face_size(st, face):
+    return st["elems"] * st["esize"] if face == 0 else st["elems"]
+
+
+def check_path(p):
+    need(0 < len(p.encode()) <= 4095 and not p.startswith("/"), f"bad path {p!r}")
+    need(all(c not in ("", ".", "..") for c in p.split("/")), f"bad path {p!r}")
+    need(all(ord(ch) >= 0x20 and ord(ch) != 0x7F for ch in p), f"control character in {p!r}")
+
+
+def check_view(files, streams, extents):
+    paths = set()
+    for f in files:
+        p = f["path"]
+        check_path(p)
+        need(p not in paths, f"{p}: listed twice")
+        paths.add(p)
+        a, n = f["first_extent"], f["extents"]
+        need(a + n <= len(extents), f"{p}: extent range")
+        pos = 0
+        for fo, ln, sid, face, so in extents[a:a + n]:
+            need(fo == pos and ln > 0, f"{p}: extents not back to back")
+            need(sid < len(streams), f"{p}: extent names stream {sid}")
+            st = streams[sid]
+            need(face == 0 or (face == 1 and st["kind"] == QUANT), f"{p}: bad face")
+            need(so + ln <= face_size(st, face), f"{p}: extent outside its face")
+            pos += ln
+        need(pos == f["size"], f"{p}: extents do not cover the file")
+    for p in paths:
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            need("/".join(parts[:i]) not in paths, f"{p}: a file is also a directory")
+
+
+# ---- 3. chunk parts: rANS and its symbols ---------------------------------
+
+
+def varint(buf, pos):
+    v = shift = 0
+    while True:
+        need(pos < len(buf) and shift < 64, "varint")
+        b = buf[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, pos
+
+
+def freq_table(buf, pos, nsym):
+    first, pos = varint(buf, pos)
+    count, pos = varint(buf, pos)
+    need(first + count <= nsym, "frequency table alphabet")
+    freqs = []
+    for _ in range(count):
+        f, pos = varint(buf, pos)
+        freqs.append(f)
+    need(count == 0 or sum(freqs) == 4096, "frequencies do not sum to 4096")
+    # slot -> symbol lookup over the 4096 slots
+    lookup, starts, cum = [None] * 4096, {}, 0
+    for i, f in enumerate(freqs):
+        if f:
+            starts[first + i] = (cum, f)
+            for s in range(cum, cum + f):
+                lookup[s] = first + i
+            cum += f
+    return (lookup, starts, count == 0), pos
+
+
+class Rans:
+    def __init__(self, buf, pos):
+        need(len(buf) - pos >= 48, "rANS header")
+        self.x = [struct.unpack_from("<Q", buf, pos + 8 * i)[0] for i in range(4)]
+        nw = struct.unpack_from("<4I", buf, pos + 32)
+        need(all(RANS_L <= x < 1 << 63 for x in self.x), "rANS initial state")
+        pos += 48
+        self.words = []
+        for n in nw:
+            need(pos + 4 * n <= len(buf), "rANS words")
+            self.words.append(list(struct.unpack_from(f"<{n}I", buf, pos)))
+            pos += 4 * n
+        need(pos == len(buf), "rANS stream does not end with its words")
+        self.next = [0, 0, 0, 0]
+
+    def step(self, w, slot, s, f, b):
+        x = f * (self.x[w] >> b) + slot - s
+        if x < RANS_L:
+            need(self.next[w] < len(self.words[w]), "rANS words exhausted")
+            x = (x << 32) | self.words[w][self.next[w]]
+            self.next[w] += 1
+        self.x[w] = x
+
+    def table(self, w, tab):
+        lookup, starts, empty = tab
+        need(not empty, "symbol from an empty table")
+        slot = self.x[w] & 4095
+        sym = lookup[slot]
+        s, f = starts[sym]
+        self.step(w, slot, s, f, 12)
+        return sym
+
+    def bits(self, w, k):
+        slot = self.x[w] & ((1 << k) - 1)
+        self.step(w, slot, slot, 1, k)
+        return slot
+
+    def uniform(self, w, n):
+        slot = self.x[w] & 0xFFFF
+        v = ((slot + 1) * n - 1) >> 16
+        s, e = (v << 16) // n, ((v + 1) << 16) // n
+        self.step(w, slot, s, e - s, 16)
+        return v
+
+    def count(self, w, n):
+        if n == 1:
+            return 0
+        if n <= 1 << 16:
+            if n & (n - 1) == 0:
+                return self.bits(w, n.bit_length() - 1)
+            return self.uniform(w, n)
+        hi = self.count(w, ((n - 1) >> 16) + 1)
+        v = hi << 16 | self.bits(w, 16)
+        need(v < n, "count out of range")
+        return v
+
+    def finish(self):
+        need(all(x == RANS_L for x in self.x), "rANS final state")
+        need(all(self.next[i] == len(self.words[i]) for i in range(4)), "rANS words left over")
+
+
+def sign_exp(r, w, tab, fmt, top, shift):
+    _, e, m, _ = FORMATS[fmt]
+    sym = r.table(w, tab)
+    if sym < 2 << e:
+        sign, E = sym >> e, sym & ((1 << e) - 1)
+        if E == 0:
+            base, hi, k = 0, 0, 0
+        else:
+            base, k = E << m, shift
+            hi = min(top, base | ((1 << m) - 1))
+    else:
+        sign, base, k = sym - (2 << e), 1, 0
+        hi = min(top, (1 << m) - 1)
+    need(top >= base, "sign+exponent symbol above its bound")
+    first, last = -(-base >> k), hi >> k
+    need(last >= first, "empty sign+exponent symbol")
+    mag = (first + r.count(w, last - first + 1)) << k
+    return sign << (e + m) | mag
+
+
+def read_shift(part, fmt):
+    need(len(part) >= 2 and part[1] <= FORMATS[fmt][2], "bad shift byte")
+    return part[1]
+
+
+# ---- 4. quantisation buckets ------------------------------------------------
+
+
+def value(fmt, mag):
+    """The float32 equal to the bit pattern `mag` of format fmt (exact)."""
+    if fmt == 1:
+        return np.array([mag << 16], dtype=np.uint32).view(np.float32)[0]
+    if fmt == 2:
+        return np.float32(np.array([mag], dtype=np.uint16).view(np.float16)[0])
+    return np.array([mag], dtype=np.uint32).view(np.float32)[0]
+
+
+def fl32div(a, s):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return np.float32(a) / np.float32(s)
+
+
+def rquot(fmt, mag, s):
+    return float(np.rint(np.clip(fl32div(value(fmt, mag), s), np.float32(-200), np.float32(200))))
+
+
+def buckets(fmt, scale_bits, shift, cache):
+    key = (fmt, scale_bits, shift)
+    if key in cache:
+        return cache[key]
+    _, _, m, magmax = FORMATS[fmt]
+    s = value(fmt, scale_bits)         # any pattern: negative, inf and NaN scales fail below
+    table = {q: (0, 0) for q in range(-128, 128)}   # (lo, n)
+    top0 = 0
+    if s > 0 and s <= value(fmt, magmax):
+        def first_at_least(k):         # b_k: smallest m with r(m) >= k, magmax + 1 if none
+            lo, hi = 0, magmax + 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if rquot(fmt, mid, s) >= k:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+        lo, hi = 0, magmax             # cap: largest m with fl32(value(m)/s) <= 127.5
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fl32div(value(fmt, mid), s) <= np.float32(127.5):
+                lo = mid
+            else:
+                hi = mid - 1
+        cap = lo
+        b = {k: first_at_least(k) for k in range(1, 129)}
+        top0 = b[1] - 1
+        for k in range(1, 128):
+            end = cap + 1 if k == 127 else b[k + 1]
+            table[k] = (b[k], max(0, end - b[k]))
+            end = min(b[k + 1], cap + 1)
+            table[-k] = (b[k], max(0, end - b[k]))
+        table[-128] = (b[128], max(0, cap + 1 - b[128]))
+    for q, (lo0, n0) in table.items():      # -> (lo, n, shift) in units of 2^shift
+        if lo0 >= 1 << m and n0:
+            lo1 = -(-lo0 >> shift)
+            table[q] = (lo1, max(0, ((lo0 + n0 - 1) >> shift) - lo1 + 1), shift)
+        else:
+            table[q] = (lo0, n0, 0)
+    cache[key] = (table, top0)
+    return cache[key]
+
+
+# ---- stream decoding --------------------------------------------------------
+
+
+def elem_bytes(vals, es):
+    return b"".join(v.to_bytes(es, "little") for v in vals)
+
+
+def decode_plain(part, size, what):
+    """RAW or ZSTD part; None when it is one of the float codecs."""
+    need(len(part) >= 1, f"{what}: empty part")
+    if part[0] == RAW:
+        need(len(part) - 1 == size, f"{what}: RAW size")
+        return part[1:]
+    if part[0] == ZSTD:
+        out = zstandard.ZstdDecompressor().decompress(part[1:], max_output_size=size)
+        need(len(out) == size, f"{what}: ZSTD size")
+        return out
+    return None
+
+
+def decode_fsym(part, fmt, n, what):
+    need(part[0] == FSYM, f"{what}: codec tag {part[0]}")
+    es, e, m, _ = FORMATS[fmt]
+    shift = read_shift(part, fmt)
+    tab, pos = freq_table(part, 2, (2 << e) + 2)
+    r = Rans(part, pos)
+    top = (1 << (e + m)) - 1
+    vals = [sign_exp(r, j & 3, tab, fmt, top, shift) for j in range(n)]
+    r.finish()
+    return elem_bytes(vals, es)
+
+
+def decode_qcode(part, n, what):
+    out = decode_plain(part, n, what)
+    if out is not None:
+        return out
+    need(part[0] == QCODE, f"{what}: codec tag {part[0]}")
+    tab, pos = freq_table(part, 1, 256)
+    r = Rans(part, pos)
+    codes = bytes((r.table(j & 3, tab) - 128) & 0xFF for j in range(n))
+    r.finish()
+    return codes
+
+
+def decode_qres(part, fmt, codes, row_scale, cache, what):
+    es, e, m, _ = FORMATS[fmt]
+    out = decode_plain(part, len(codes) * es, what)
+    if out is not None:
+        return out
+    need(part[0] == QRES, f"{what}: codec tag {part[0]}")
+    shift = read_shift(part, fmt)
+    tab, pos = freq_table(part, 2, (2 << e) + 2)
+    r = Rans(part, pos)
+    vals = []
+    for j, c in enumerate(codes):
+        q = c - 256 if c > 127 else c
+        table, top0 = buckets(fmt, row_scale(j), shift, cache)
+        if q == 0:
+            vals.append(sign_exp(r, j & 3, tab, fmt, top0, shift))
+            continue
+        lo, n, s = table[q]
+        need(n > 0, f"{what}: element {j} in an empty bucket")
+        v = 0 if n == 1 else r.uniform(j & 3, n) if n <= 1 << 16 else r.count(j & 3, n)
+        vals.append((1 << (8 * es - 1) if q < 0 else 0) | (lo + v) << s)
+    r.finish()
+    return elem_bytes(vals, es)
+
+
+class Container:
+    def __init__(self, path):
+        with open(path, "rb") as f:
+            self.data = f.read()
+        self.moff, lines, self.chunks, self.extents = read_layout(self.data)
+        self.streams, self.high, self.int8 = read_manifest(lines)
+        for sid, st in enumerate(self.streams):
+            check_stream(sid, st, self.chunks, self.moff)
+            if st["kind"] == QUANT:
+                check_quant(sid, st, self.streams)
+        check_view(self.high, self.streams, self.extents)
+        check_view(self.int8, self.streams, self.extents)
+        self.faces = {}
+        self.bucket_cache = {}
+
+    def part(self, idx, which):
+        off, la, lb, ha, hb = self.chunks[idx]
+        return self.data[off:off + la] if which == 0 else self.data[off + la:off + la + lb]
+
+    def face(self, sid, face):
+        """The whole decoded face of a stream (HIGH bytes or Q codes)."""
+        if (sid, face) not in self.faces:
+            self.faces[(sid, face)] = self.decode_stream(sid, face)
+        return self.faces[(sid, face)]
+
+    def decode_stream(self, sid, face):
+        st = self.streams[sid]
+        es, ce, out = st["esize"], st["chunk_elems"], []
+        for k in range(st["chunks"]):
+            n = min(ce, st["elems"] - k * ce)
+            idx = st["first_chunk"] + k
+            what = f"stream {sid} ({st['name']}) chunk {k}"
+            _, _, _, ha, hb = self.chunks[idx]
+            a = self.part(idx, 0)
+            if st["kind"] == QUANT:
+                codes = decode_qcode(a, n, what)
+                need(xxh3(codes) == ha, f"{what}: code hash mismatch")
+                if face == 1:
+                    out.append(codes)
+                    continue
+                scales = self.face(st["scale_stream"], 0)
+                row0, cols = k * ce, st["cols"]
+
+                def row_scale(j):
+                    r = (row0 + j) // cols
+                    return int.from_bytes(scales[r * es:(r + 1) * es], "little")
+                high = decode_qres(self.part(idx, 1), st["fmt"], codes, row_scale,
+                                   self.bucket_cache, what)
+                need(xxh3(high) == hb, f"{what}: residual hash mismatch")
+                out.append(high)
+                continue
+            plain = decode_plain(a, n * es, what)
+            if plain is None:
+                need(st["kind"] == FLOAT, f"{what}: float codec in a BLOB stream")
+                plain = decode_fsym(a, st["fmt"], n, what)
+            need(xxh3(plain) == ha, f"{what}: hash mismatch")
+            out.append(plain)
+        return b"".join(out)
+
+    def file_bytes(self, f):
+        a, n = f["first_extent"], f["extents"]
+        parts = [self.face(sid, face)[so:so + ln] for _, ln, sid, face, so in self.extents[a:a + n]]
+        body = b"".join(parts)
+        need(hashlib.sha256(body).hexdigest() == f["sha256"], f"{f['path']}: SHA-256 mismatch")
+        return body
+
+
+def main(argv):
+    if len(argv) != 3:
+        print(__doc__.strip().split("\n")[2].strip(), file=sys.stderr)
+        return 2
+    try:
+        c = Container(argv[1])
+        for view, files in (("high", c.high), ("int8", c.int8)):
+            for f in files:
+                dst = os.path.join(argv[2], view, f["path"])
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                with open(dst, "wb") as o:
+                    o.write(c.file_bytes(f))
+    except (Damage, KeyError, ValueError, TypeError, zstandard.ZstdError) as e:
+        print(f"qsread: {argv[1]}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
