@@ -195,8 +195,8 @@ QS_API char *qs_info_json(const qs_container *c, qs_error *err);
  * *out.  0, or -1 for anything else, including a value above 2^64 - 1. */
 QS_API int qs_parse_bytes(const char *s, uint64_t *out);
 /* Make room for NEED elements of ELEM bytes in the array *ARR of capacity
- * *CAP (grown geometrically): 0, or -1 with nothing changed when out of
- * memory or when the byte count would overflow. */
+ * *CAP (grown geometrically; the new elements are zeroed): 0, or -1 with
+ * nothing changed when out of memory or when the byte count would overflow. */
 QS_API int qs_grow(void **arr, size_t *cap, size_t need, size_t elem);
 /* N bytes as 2N lower-case hex digits plus a NUL into OUT. */
 QS_API void qs_hex(const uint8_t *in, size_t n, char *out);

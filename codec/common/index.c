@@ -1,41 +1,11 @@
-/* index.c - small helpers around the in-memory index. */
+/* index.c - the in-memory index: face sizes, chunk element counts, dense
+ * chunk keys, stream names, in-memory files, freeing. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <xxhash.h>
 
 #include "internal.h"
-
-int qs_fail(qs_error *err, int code, const char *fmt, ...)
-{
-	if (err) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-		err->code = code;
-	}
-	return -1;
-}
-
-void qs_strbuf_add(qs_strbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->cap ? b->cap * 2 : 1 << 12) + n;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = 0;
-}
 
 uint64_t qs_face_esize(const qs_stream *s, int face)
 {
@@ -62,44 +32,6 @@ void qs_index_assign_keys(qs_index *ix)
 		next += s->n_chunks * (s->kind == QS_STREAM_QUANT ? 2 : 1);
 	}
 	ix->n_keys = next;
-}
-
-int qs_grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 8, bytes;
-	while (n < need)
-		n = n > SIZE_MAX / 2 ? need : 2 * n;
-	if (__builtin_mul_overflow(n, elem, &bytes))
-		return -1;
-	void *p = realloc(*arr, bytes);
-	if (!p)
-		return -1;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
-
-int qs_path_ok(const char *p)
-{
-	size_t len = strlen(p);
-	if (!len || len > 4095 || p[0] == '/')
-		return 0;
-	const char *c = p;
-	while (*c) {
-		const char *e = strchr(c, '/');
-		size_t n = e ? (size_t)(e - c) : strlen(c);
-		if (n == 0 || n > 255 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
-			return 0;
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
-				return 0;
-		c += n;
-		if (*c == '/')
-			c++;
-	}
-	return p[len - 1] != '/';
 }
 
 const char *qs_stream_name(const qs_index *ix, uint64_t stream)

@@ -150,6 +150,8 @@ void qs_index_free(qs_index *ix);
 /* A relative path is acceptable if it has no empty, "." or ".." component,
  * no leading '/', no NUL or control characters and is at most 4095 bytes. */
 int qs_path_ok(const char *path);
+/* Does S end with SUFFIX? */
+int qs_ends_with(const char *s, const char *suffix);
 /* Name of the tensor (or file) a stream belongs to, for error messages. */
 const char *qs_stream_name(const qs_index *ix, uint64_t stream);
 
