@@ -260,9 +260,13 @@ int qs_manifest_load(qs_index *ix, const char *text, size_t len, uint64_t n_chun
 
 /* ---- validation -------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_path(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const unsigned char *x = *(const unsigned char *const *)a, *y = *(const unsigned char *const *)b;
+	for (; *x && *x == *y; x++, y++)
+		;
+	int cx = *x == '/' ? 1 : *x, cy = *y == '/' ? 1 : *y;   /* paths hold no byte below 0x20 */
+	return cx - cy;
 }
 
 static int validate_streams(qs_index *ix, uint64_t data_begin, uint64_t data_end, const char *where,
@@ -346,7 +350,9 @@ static int validate_files(const qs_index *ix, int v, const char *where, qs_error
 				       where, VIEW_KEY[v], f->path, (unsigned long long)at, (unsigned long long)f->size);
 		}
 	}
-	qsort(paths, ix->n_files[v], sizeof(char *), cmp_str);
+	/* in path order ('/' before every other byte) a file that is also a
+	 * directory is followed directly by a path under it */
+	qsort(paths, ix->n_files[v], sizeof(char *), cmp_path);
 	for (size_t i = 0; i + 1 < ix->n_files[v]; i++) {
 		size_t l = strlen(paths[i]);
 		if (!strcmp(paths[i], paths[i + 1])
@@ -361,9 +367,51 @@ static int validate_files(const qs_index *ix, int v, const char *where, qs_error
 	return 0;
 }
 
+static int cmp_chunk_off(const void *a, const void *b)
+{
+	const qs_chunk *x = *(const qs_chunk *const *)a, *y = *(const qs_chunk *const *)b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Every chunk record belongs to exactly one stream, and no two records'
+ * bytes overlap.  Without this, one stream's chunk could be another's (a
+ * read returns the wrong tensor), and a small file could claim large
+ * streams by pointing many records at the same bytes: with it, the decoded
+ * size the index can claim is bounded by the records the file really holds. */
+static int validate_disjoint(const qs_index *ix, const char *where, qs_error *err)
+{
+	uint8_t *owner = calloc(ix->n_chunks + 1, 1);
+	const qs_chunk **by_off = malloc((ix->n_chunks + 1) * sizeof(*by_off));
+	int rc = owner && by_off ? 0 : qs_fail(err, ENOMEM, "%s: out of memory", where);
+	uint64_t used = 0;
+	for (size_t i = 0; i < ix->n_streams && !rc; i++) {
+		const qs_stream *s = &ix->streams[i];
+		for (uint64_t k = 0; k < s->n_chunks && !rc; k++)
+			if (owner[s->first_chunk + k]++)
+				rc = qs_fail(err, EIO, "%s: damaged index: stream %zu ('%s') shares chunk record %llu "
+					     "with another stream", where, i, s->name,
+					     (unsigned long long)(s->first_chunk + k));
+		used += s->n_chunks;
+	}
+	if (!rc && used != ix->n_chunks)
+		rc = qs_fail(err, EIO, "%s: damaged index: %llu of %zu chunk records belong to no stream", where,
+			     (unsigned long long)(ix->n_chunks - used), ix->n_chunks);
+	for (size_t i = 0; i < ix->n_chunks && !rc; i++)
+		by_off[i] = &ix->chunks[i];
+	if (!rc)
+		qsort(by_off, ix->n_chunks, sizeof(*by_off), cmp_chunk_off);
+	for (size_t i = 1; i < ix->n_chunks && !rc; i++)
+		if (by_off[i - 1]->off + by_off[i - 1]->len_a + by_off[i - 1]->len_b > by_off[i]->off)
+			rc = qs_fail(err, EIO, "%s: damaged index: chunk records %td and %td overlap", where,
+				     by_off[i - 1] - ix->chunks, by_off[i] - ix->chunks);
+	free(owner);
+	free(by_off);
+	return rc;
+}
+
 int qs_index_validate(qs_index *ix, uint64_t data_begin, uint64_t data_end, const char *where, qs_error *err)
 {
-	if (validate_streams(ix, data_begin, data_end, where, err))
+	if (validate_streams(ix, data_begin, data_end, where, err) || validate_disjoint(ix, where, err))
 		return -1;
 	for (int v = 0; v < 2; v++)
 		if (validate_files(ix, v, where, err))

@@ -89,7 +89,7 @@ int qs_st_parse(const char *name, const uint8_t *js, size_t n, uint64_t file_siz
 	memset(out, 0, sizeof(*out));
 	out->header_len = n;
 	out->data_start = 8 + n;
-	json_t *root = json_loadb((const char *)js, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+	json_t *root = json_loadb((const char *)js, n, JSON_REJECT_DUPLICATES, &je);   /* no \u0000: C strings would cut it */
 	if (!root)
 		return qs_fail(err, EINVAL, "%s: safetensors header is not valid JSON: %s (byte %d)", name, je.text, je.position);
 	if (!json_is_object(root)) {

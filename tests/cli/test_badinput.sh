@@ -20,6 +20,10 @@ python3 -c "import struct,sys; open(sys.argv[1],'wb').write(struct.pack('<Q', 20
 expect_error "header over 100 MB" "100,000,000" "$QSTORE" pack "$T/src/huge.safetensors" -o "$T/o.qst"
 st "$T/src/overlap.safetensors" '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}' 12
 expect_error "overlapping offsets" "overlap.safetensors: tensor 'b'.*overlap" "$QSTORE" pack "$T/src/overlap.safetensors" -o "$T/o.qst"
+st "$T/src/nul.safetensors" '{"a.weight":{"dtype":"BF16\u0000x","shape":[2],"data_offsets":[0,4]}}' 4
+expect_error "NUL inside a dtype string" "nul.safetensors.*u0000" "$QSTORE" pack "$T/src/nul.safetensors" -o "$T/o.qst"
+st "$T/src/nulkey.safetensors" '{"a\u0000b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}' 4
+expect_error "NUL inside a tensor name" "nulkey.safetensors.*u0000" "$QSTORE" pack "$T/src/nulkey.safetensors" -o "$T/o.qst"
 st "$T/src/gap.safetensors" '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}}' 20
 expect_error "gapped offsets" "gap.safetensors: tensor 'b'.*gap" "$QSTORE" pack "$T/src/gap.safetensors" -o "$T/o.qst"
 st "$T/src/size.safetensors" '{"w.weight":{"dtype":"BF16","shape":[3,4],"data_offsets":[0,16]}}' 16

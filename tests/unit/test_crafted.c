@@ -180,6 +180,40 @@ static void test_table_values(void **state)
 	free(p.tabs);
 }
 
+/* Records that alias or overlap, and view paths that make a file a
+ * directory too: each field is valid on its own, only the cross-checks
+ * refuse them (issue: a read of one file returned another stream's bytes). */
+static void test_aliasing(void **state)
+{
+	(void)state;
+	parts p;
+	split(&p);
+	edit(&p, "\"first_chunk\":4,", "\"first_chunk\":3,");      /* model.scalar on odd_int8_buffer's record */
+	expect_refused(assemble(&p, p.nch, p.nex), "shares chunk record");
+	free(p.man);
+	free(p.tabs);
+
+	split(&p);
+	wr64(p.tabs + 1 * QS_CHUNK_REC, rd64(p.tabs));                /* record 1 at record 0's bytes */
+	expect_refused(assemble(&p, p.nch, p.nex), "overlap");
+	free(p.man);
+	free(p.tabs);
+
+	split(&p);
+	wr64(p.tabs + 1 * QS_CHUNK_REC, rd64(p.tabs) + 1);            /* record 1 inside record 0 */
+	expect_refused(assemble(&p, p.nch, p.nex), "overlap");
+	free(p.man);
+	free(p.tabs);
+
+	/* "model", "model-0000*", "model/t": a sibling sorts between the file and its child */
+	split(&p);
+	edit(&p, "\"path\":\"config.json\"", "\"path\":\"model\"");
+	edit(&p, "\"path\":\"tokenizer.json\"", "\"path\":\"model/t\"");
+	expect_refused(assemble(&p, p.nch, p.nex), "as a directory");
+	free(p.man);
+	free(p.tabs);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -192,6 +226,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_manifest_values),
 		cmocka_unit_test(test_table_values),
+		cmocka_unit_test(test_aliasing),
 	};
 	return cmocka_run_group_tests_name("crafted", tests, setup, NULL);
 }
