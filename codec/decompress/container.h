@@ -16,9 +16,6 @@ struct qs_container {
 	int owns_index;        /* 0 when wrapping the packer's index */
 	qs_index *ix;
 	qs_index own;
-	pthread_mutex_t scale_lock;
-	uint32_t **scales;     /* per stored stream: decoded row scales (bits), lazily */
-	size_t n_scales;
 	const qs_dec_kernels *kernels;
 	/* per view: directory name, single-file view (index or -1, and why not) */
 	const char *dir[2];

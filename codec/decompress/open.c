@@ -26,15 +26,7 @@ static qs_container *container_alloc(const char *path, qs_error *err)
 	c->fd = -1;
 	c->single[0] = c->single[1] = -1;
 	c->kernels = qs_dec_select();
-	pthread_mutex_init(&c->scale_lock, NULL);
 	return c;
-}
-
-static int alloc_scales(qs_container *c, qs_error *err)
-{
-	c->n_scales = c->ix->n_streams;
-	c->scales = calloc(c->n_scales ? c->n_scales : 1, sizeof(*c->scales));
-	return c->scales ? 0 : qs_fail(err, ENOMEM, "%s: out of memory", c->path);
 }
 
 qs_container *qs_container_wrap(qs_index *ix, int fd, const char *path, qs_error *err)
@@ -45,11 +37,6 @@ qs_container *qs_container_wrap(qs_index *ix, int fd, const char *path, qs_error
 	c->fd = fd;
 	c->ix = ix;
 	qs_index_assign_keys(ix);
-	if (alloc_scales(c, err)) {
-		c->fd = -1;
-		qs_close(c);
-		return NULL;
-	}
 	return c;
 }
 
@@ -164,7 +151,7 @@ qs_container *qs_open_ex(const char *path, unsigned flags, qs_error *err)
 		goto fail;
 	}
 	if (check_ends(c, (uint64_t)st.st_size, tr, err) || load_index(c, (uint64_t)st.st_size, tr, err)
-	    || alloc_scales(c, err) || qs_single_files_init(c, flags & QS_OPEN_SINGLE_FILE, err))
+	    || qs_single_files_init(c, flags & QS_OPEN_SINGLE_FILE, err))
 		goto fail;
 	return c;
 fail:
@@ -181,17 +168,12 @@ void qs_close(qs_container *c)
 {
 	if (!c)
 		return;
-	if (c->scales)
-		for (size_t i = 0; i < c->n_scales; i++)
-			free(c->scales[i]);
-	free(c->scales);
 	free(c->single_why[0]);
 	free(c->single_why[1]);
 	if (c->owns_index)
 		qs_index_free(&c->own);
 	if (c->fd >= 0 && c->owns_index)
 		close(c->fd);
-	pthread_mutex_destroy(&c->scale_lock);
 	free(c->path);
 	free(c);
 }

@@ -21,6 +21,13 @@ struct qs_reader {
 	uint8_t *out;
 	uint64_t have_key;      /* key of the chunk in out, or UINT64_MAX */
 	size_t have_len;
+	/* the row scales of one weight chunk, gathered from the scale stream's
+	 * chunks through buffers of their own (allocated on first use): a
+	 * weight chunk's span and codes are in part/q meanwhile */
+	uint32_t *rows;
+	size_t rows_cap;
+	uint8_t *sc_part, *sc_out;
+	uint64_t sc_key;        /* key of the scale chunk in sc_out, or UINT64_MAX */
 };
 
 qs_reader *qs_reader_new(qs_container *c, qs_error *err)
@@ -33,6 +40,7 @@ qs_reader *qs_reader_new(qs_container *c, qs_error *err)
 	r->c = c;
 	r->k = c->kernels;
 	r->have_key = UINT64_MAX;
+	r->sc_key = UINT64_MAX;
 	r->ds = malloc(sizeof(*r->ds));
 	r->zd = ZSTD_createDCtx();
 	r->part = malloc(c->ix->max_parts_bytes + 1);
@@ -57,6 +65,9 @@ void qs_reader_free(qs_reader *r)
 	free(r->part);
 	free(r->q);
 	free(r->out);
+	free(r->rows);
+	free(r->sc_part);
+	free(r->sc_out);
 	free(r);
 }
 
@@ -87,7 +98,8 @@ static ssize_t fail(qs_reader *r, const qs_piece *p, const char *file, const cha
 	return qs_piece_error(r->c, p, file, EIO, what, err);
 }
 
-static const uint32_t *get_scales(qs_reader *r, uint64_t si, const char *file, qs_error *err);
+static const uint32_t *row_scales(qs_reader *r, const qs_stream *w, uint64_t e0, size_t ne, const char *file,
+				  qs_error *err);
 
 /* A generated chunk: copied from memory, checked like a stored one. */
 static ssize_t decode_mem(qs_reader *r, const qs_stream *s, const qs_piece *p, uint8_t *out, const char *file,
@@ -114,13 +126,13 @@ static ssize_t decode_quant(qs_reader *r, const qs_stream *s, const qs_piece *p,
 		return fail(r, p, file, bad ? "malformed INT8 codes" : "checksum mismatch in INT8 codes", err);
 	if (p->face == QS_FACE_Q)
 		return (ssize_t)ne;
-	const uint32_t *scales = get_scales(r, (uint64_t)s->scale_stream, file, err);
+	const uint32_t *scales = row_scales(r, s, e0, ne, file, err);
 	if (!scales)
 		return -1;
 	const uint8_t *pb = span + ch->len_a;
 	bad = pb[0] == QS_CODEC_RAW ? decode_bytes(r, NULL, pb, ch->len_b, out, bytes)
 		: pb[0] == QS_CODEC_QRES ? r->k->qres(r->ds, qs_fmt_info(s->fmt), pb + 1, ch->len_b - 1, q, ne, e0,
-						      s->cols, scales + e0 / s->cols, out) : -1;
+						      s->cols, scales, out) : -1;
 	if (bad || XXH3_64bits(out, bytes) != ch->hash_b)
 		return fail(r, p, file, bad ? "malformed residual" : "checksum mismatch in residual", err);
 	return (ssize_t)bytes;
@@ -179,49 +191,53 @@ static const uint8_t *decode_chunk(qs_reader *r, const qs_piece *p, const char *
 	return r->out;
 }
 
-/* Row scales of a QUANT stream, decoded once per container.  They are read
- * with the reader's own scratch, so the memo is dropped afterwards. */
-static const uint32_t *get_scales(qs_reader *r, uint64_t si, const char *file, qs_error *err)
+/* One chunk of a scale stream in r->sc_out (kept: consecutive weight chunks
+ * usually share it). */
+static const uint8_t *scale_chunk(qs_reader *r, uint64_t si, uint64_t k, const char *file, qs_error *err)
 {
-	qs_container *c = r->c;
-	uint32_t *sc;
-	pthread_mutex_lock(&c->scale_lock);
-	if ((sc = c->scales[si])) {
-		pthread_mutex_unlock(&c->scale_lock);
-		return sc;
+	const qs_index *ix = r->c->ix;
+	const qs_stream *s = &ix->streams[si];
+	qs_piece p = { .key = s->key_base + k, .stream = (uint32_t)si, .face = QS_FACE_HIGH, .chunk = k };
+	if (r->sc_key == p.key)
+		return r->sc_out;
+	if ((!r->sc_part && !(r->sc_part = malloc(ix->max_parts_bytes + 1)))
+	    || (!r->sc_out && !(r->sc_out = malloc(ix->max_chunk_bytes + 1)))) {
+		qs_fail(err, ENOMEM, "%s: out of memory for the scales of '%s'", r->c->path, s->name);
+		return NULL;
 	}
-	const qs_stream *s = &c->ix->streams[si];
+	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
+	p.span_off = ch->off;
+	p.span_len = ch->len_a;
+	p.decoded_size = qs_chunk_elems(s, k) * s->esize;
+	r->sc_key = UINT64_MAX;
+	if (qs_read_span(r->c, &p, r->sc_part, file, err) || qs_decode_piece(r, &p, r->sc_part, r->sc_out, file, err) < 0)
+		return NULL;
+	r->sc_key = p.key;
+	return r->sc_out;
+}
+
+/* The scales of the rows that elements [e0, e0 + ne) of weight stream W
+ * touch, as bits: only those rows are decoded, so what a read allocates is
+ * bounded by the chunk size, whatever row count the scale stream claims. */
+static const uint32_t *row_scales(qs_reader *r, const qs_stream *w, uint64_t e0, size_t ne, const char *file,
+				  qs_error *err)
+{
+	const qs_stream *s = &r->c->ix->streams[w->scale_stream];
 	const qs_fmtinfo *f = qs_fmt_info(s->fmt);
-	uint8_t *raw = malloc(s->elems * s->esize + 1), *chunk = malloc(s->chunk_elems * s->esize + 1);
-	uint8_t *span = malloc(c->ix->max_parts_bytes + 1);
-	sc = malloc(s->elems * sizeof(uint32_t) + 1);
-	int ok = raw && sc && chunk && span;
-	if (!ok)
-		qs_fail(err, ENOMEM, "%s: out of memory for the scales of '%s'", c->path, s->name);
-	/* the scales come through the same read/decode path as any piece, into
-	 * buffers of their own: the caller is in the middle of decoding a weight
-	 * chunk whose span and codes sit in this reader's scratch */
-	for (uint64_t k = 0; ok && k < s->n_chunks; k++) {
-		qs_piece p = { .key = s->key_base + k, .stream = (uint32_t)si, .face = QS_FACE_HIGH, .chunk = k };
-		const qs_chunk *ch = &c->ix->chunks[s->first_chunk + k];
-		p.span_off = ch->off;
-		p.span_len = ch->len_a;
-		p.decoded_size = qs_chunk_elems(s, k) * s->esize;
-		ok = !qs_read_span(c, &p, span, file, err) && qs_decode_piece(r, &p, span, chunk, file, err) >= 0;
-		if (ok)
-			memcpy(raw + k * s->chunk_elems * s->esize, chunk, p.decoded_size);
+	uint64_t r0 = e0 / w->cols, r1 = (e0 + ne - 1) / w->cols;   /* ne >= 1: a chunk is never empty */
+	if (qs_grow((void **)&r->rows, &r->rows_cap, (size_t)(r1 - r0 + 1), sizeof(uint32_t))) {
+		qs_fail(err, ENOMEM, "%s: out of memory for the scales of '%s'", r->c->path, s->name);
+		return NULL;
 	}
-	for (uint64_t i = 0; ok && i < s->elems; i++)
-		sc[i] = qs_load(f, raw + i * s->esize);
-	if (ok)
-		c->scales[si] = sc;
-	else
-		free(sc);
-	free(raw);
-	free(chunk);
-	free(span);
-	pthread_mutex_unlock(&c->scale_lock);
-	return ok ? sc : NULL;
+	for (uint64_t row = r0; row <= r1;) {
+		uint64_t k = row / s->chunk_elems, end = (k + 1) * s->chunk_elems;
+		const uint8_t *c = scale_chunk(r, (uint64_t)w->scale_stream, k, file, err);
+		if (!c)
+			return NULL;
+		for (; row <= r1 && row < end; row++)
+			r->rows[row - r0] = qs_load(f, c + (row - k * s->chunk_elems) * s->esize);
+	}
+	return r->rows;
 }
 
 ssize_t qs_read(qs_reader *r, qs_view view, size_t file, uint64_t off, void *buf, size_t len, qs_error *err)
