@@ -65,11 +65,14 @@ static int build(qfs_daemon *d)
 	return 0;
 }
 
-/* Mount, serve until unmounted or signalled, unmount.  0 for a clean stop. */
+/* Mount, serve until unmounted or signalled, unmount.  0 for a clean stop.
+ * default_permissions: the kernel checks every access against the modes and
+ * owners we report, which are the backing container's (with allow_other,
+ * every local user reaches the mount). */
 static int serve(qfs_daemon *d, struct fuse_args *args, qfs_watcher *w)
 {
 	char fsopt[4200];
-	snprintf(fsopt, sizeof(fsopt), "-oro,fsname=qstorefs:%s,subtype=qstorefs,max_read=1048576", d->o.backing);
+	snprintf(fsopt, sizeof(fsopt), "-oro,default_permissions,fsname=qstorefs:%s,subtype=qstorefs,max_read=1048576", d->o.backing);
 	if (fuse_opt_add_arg(args, fsopt) || !(d->se = fuse_session_new(args, &qfs_ops, sizeof(qfs_ops), d)))
 		return 1;
 	int rc = 1;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #define NBUCKETS (1 << 14)
@@ -407,12 +408,27 @@ int qfs_ns_open(qfs_ns *ns, uint64_t ino, qsv_version **v, int *view, size_t *fi
 	return rc;
 }
 
-struct json_t *qfs_ns_models_json(qfs_ns *ns, int with_paths)
+int qfs_may_read(const struct stat *st, const qfs_who *who)
+{
+	if (who->uid == 0)
+		return 1;
+	if (who->uid == st->st_uid)
+		return (st->st_mode & S_IRUSR) != 0;
+	int in_group = who->gid == st->st_gid;
+	for (int i = 0; i < who->n_groups && !in_group; i++)
+		in_group = who->groups[i] == st->st_gid;
+	return (st->st_mode & (in_group ? S_IRGRP : S_IROTH)) != 0;
+}
+
+struct json_t *qfs_ns_models_json(qfs_ns *ns, const qfs_who *who)
 {
 	json_t *o = json_object();
+	int with_paths = who->uid == 0 || who->uid == geteuid();
 	pthread_rwlock_rdlock(&ns->lock);
 	for (size_t i = 0; o && i < ns->n_models; i++) {
 		qsv_version *v = ns->models[i];
+		if (!qfs_may_read(&v->st, who))
+			continue;   /* its name alone says what a host serves */
 		pthread_mutex_lock(&v->mu);
 		json_t *m = json_pack("{s:i}", "open_handles", v->open_files);
 		pthread_mutex_unlock(&v->mu);

@@ -68,8 +68,21 @@ int qfs_ns_readdir(qfs_ns *ns, uint64_t ino, uint64_t off, qfs_emit_fn emit, voi
  * -ENOENT / -EISDIR.  INO_STATS and INO_CEILING answer 1 (not a model). */
 int qfs_ns_open(qfs_ns *ns, uint64_t ino, qsv_version **v, int *view, size_t *file);
 
-/* {"NAME": {"open_files": N}} for every current model (the caller decrefs);
- * with WITH_PATHS, each also shows its backing container path. */
-struct json_t *qfs_ns_models_json(qfs_ns *ns, int with_paths);
+/* Who asks: the credentials of a request. */
+typedef struct qfs_who {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;       /* supplementary groups */
+	int n_groups;
+} qfs_who;
+
+/* May WHO read a file with the owner and mode of ST?  (What the kernel's
+ * default_permissions check decides for the files of a model.) */
+int qfs_may_read(const struct stat *st, const qfs_who *who);
+
+/* {"NAME": {"open_files": N}} for every current model WHO may read (the
+ * caller decrefs); its backing container path too for root and for the
+ * user running the daemon. */
+struct json_t *qfs_ns_models_json(qfs_ns *ns, const qfs_who *who);
 
 #endif

@@ -131,7 +131,11 @@ static void qfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (ino == QFS_INO_STATS) {
-		h->text = qfs_stats_text(d, &h->text_len);
+		const struct fuse_ctx *cx = fuse_req_ctx(req);
+		gid_t groups[64];
+		int ng = fuse_req_getgroups(req, 64, groups);
+		qfs_who who = { cx->uid, cx->gid, groups, ng < 0 ? 0 : ng > 64 ? 64 : ng };
+		h->text = qfs_stats_text(d, &who, &h->text_len);
 		fi->direct_io = 1;   /* its size is only known now */
 	} else if (ino == QFS_INO_CEILING) {
 		h->ceiling = 1;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *qfs_stats_text(qfs_daemon *d, size_t *len)
+char *qfs_stats_text(qfs_daemon *d, const qfs_who *who, size_t *len)
 {
 	qsv_cache_stats c;
 	qsv_counters *n = &d->srv->n;
@@ -19,7 +19,7 @@ char *qfs_stats_text(qfs_daemon *d, size_t *len)
 		"prefetch", "issued", (json_int_t)c.prefetch_issued, "used", (json_int_t)c.prefetch_used,
 		"errors", (json_int_t)atomic_load(&n->errors), "reads", (json_int_t)atomic_load(&n->reads),
 		"read_bytes", (json_int_t)atomic_load(&n->read_bytes),
-		"backing_bytes", (json_int_t)atomic_load(&n->backing_bytes), "models", qfs_ns_models_json(d->ns, 1));
+		"backing_bytes", (json_int_t)atomic_load(&n->backing_bytes), "models", qfs_ns_models_json(d->ns, who));
 	char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	json_decref(j);
 	*len = s ? strlen(s) : 0;

@@ -7,7 +7,8 @@
 
 #include "daemon.h"
 
-/* A snapshot (the caller frees it), its length in *len; NULL when out of memory. */
-char *qfs_stats_text(qfs_daemon *d, size_t *len);
+/* A snapshot for WHO (the caller frees it), its length in *len; NULL when
+ * out of memory.  Models WHO may not read are left out. */
+char *qfs_stats_text(qfs_daemon *d, const qfs_who *who, size_t *len);
 
 #endif

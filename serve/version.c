@@ -93,6 +93,9 @@ void qsv_version_reader_done(qsv_version *v, qs_reader *r)
 
 int qsv_same_identity(const struct stat *a, const struct stat *b)
 {
+	/* owner and mode too: a chmod or chown of the container must reach the
+	 * mount, which reports them (and the kernel enforces them) */
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
-		&& a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+		&& a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec
+		&& a->st_mode == b->st_mode && a->st_uid == b->st_uid && a->st_gid == b->st_gid;
 }

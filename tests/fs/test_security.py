@@ -1,0 +1,129 @@
+"""Access control and hostile set-ups on real mounts (issue 10): the backing
+containers' permissions are enforced for every user of an allow_other mount,
+chmod/chown reach the mount, /.qstorefs/stats shows a user only what that user
+may read, merged single-file views stay exact with many small chunks, and a
+backing directory that is (or contains) the mountpoint is refused."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from qsmount import QSTOREFS, Mount, gen, pack
+
+NOBODY = 65534
+
+
+def as_nobody(*cmd):
+    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd],
+                          capture_output=True, text=True)
+
+
+def nobody_reads(path):
+    return as_nobody("head", "-c", "1", path).returncode == 0
+
+
+def wait_for(cond, timeout=10):
+    deadline = time.time() + timeout
+    while not cond() and time.time() < deadline:
+        time.sleep(0.05)
+    return cond()
+
+
+@pytest.fixture
+def two_models(models, tmp_path):
+    back = tmp_path / "back"
+    back.mkdir()
+    for name in ("open", "secret"):
+        shutil.copy(os.path.join(models["_back"], "half.qst"), back / f"{name}.qst")
+    os.chmod(back / "open.qst", 0o644)
+    os.chmod(back / "secret.qst", 0o600)
+    return back
+
+
+def test_backing_permissions_enforced(two_models, mount_factory):
+    m = mount_factory(str(two_models), ["allow_other"])
+    single = "model-fp16.safetensors"
+    assert nobody_reads(m.path("open", single))
+    assert nobody_reads(m.path("open", "fp16", "config.json"))
+    assert not nobody_reads(m.path("secret", single))
+    assert not nobody_reads(m.path("secret", "int8", "config.json"))
+    with open(m.path("secret", single), "rb") as f:   # root still reads it
+        assert len(f.read(16)) == 16
+
+
+def test_chmod_and_chown_reach_the_mount(two_models, mount_factory):
+    m = mount_factory(str(two_models), ["allow_other"])
+    f = m.path("secret", "fp16", "config.json")
+    assert not nobody_reads(f)
+    os.chmod(two_models / "secret.qst", 0o644)
+    assert wait_for(lambda: nobody_reads(f)), "chmod a+r of the container never reached the mount"
+    os.chmod(two_models / "secret.qst", 0o600)
+    assert wait_for(lambda: not nobody_reads(f)), "chmod go-r of the container never reached the mount"
+    os.chown(two_models / "secret.qst", NOBODY, NOBODY)
+    assert wait_for(lambda: nobody_reads(f)), "chown of the container never reached the mount"
+    st = os.stat(m.path("secret", "fp16", "config.json"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (NOBODY, NOBODY, 0o400)
+
+
+def test_stats_show_a_user_only_what_they_may_read(two_models, mount_factory):
+    m = mount_factory(str(two_models), ["allow_other"])
+    r = as_nobody("cat", m.path(".qstorefs", "stats"))
+    assert r.returncode == 0, r.stderr
+    models = json.loads(r.stdout)["models"]
+    assert list(models) == ["open"]
+    assert "container" not in models["open"] and str(two_models) not in r.stdout
+    with open(m.path(".qstorefs", "stats")) as f:     # root: both, with paths
+        mine = json.load(f)["models"]
+    assert sorted(mine) == ["open", "secret"] and mine["secret"]["container"].endswith("secret.qst")
+
+
+def raw_tensors(data):
+    import struct
+    n = struct.unpack("<Q", data[:8])[0]
+    hdr = json.loads(data[8:8 + n])
+    hdr.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+            for k, v in hdr.items()}
+
+
+def test_merged_views_exact_with_many_small_chunks(tmp_path, mount_factory):
+    """More than 4096 chunks per view and a small cache: the generated headers
+    of both merged views never collide with each other or with stored chunks."""
+    src, back = tmp_path / "src", tmp_path / "back"
+    back.mkdir()
+    gen(str(src), "--mb", "24", "--hidden", "256", "--shards", "3")
+    pack(str(src), str(back / "m.qst"), "--chunk-size", "4K")
+    m = mount_factory(str(back), ["cache_size=16M"])
+    for _ in range(2):   # the second pass reads what the first evicted
+        for view, single in (("bf16", "model-bf16.safetensors"), ("int8", "model-int8.safetensors")):
+            with open(m.path("m", single), "rb") as f:
+                merged = raw_tensors(f.read())
+            parts = {}
+            for shard in sorted(os.listdir(m.path("m", view))):
+                if shard.endswith(".safetensors"):
+                    with open(m.path("m", view, shard), "rb") as f:
+                        parts.update(raw_tensors(f.read()))
+            assert merged == parts, view
+    assert "EIO" not in m.log_text() and "mismatch" not in m.log_text()
+
+
+@pytest.mark.parametrize("layout", ["same", "inside"])
+def test_backing_that_holds_the_mountpoint_is_refused(tmp_path, layout):
+    back = tmp_path / "back"
+    back.mkdir()
+    mnt = back if layout == "same" else back / "mnt"
+    mnt.mkdir(exist_ok=True)
+    p = subprocess.Popen([QSTOREFS, str(back), str(mnt), "-f"], stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = p.communicate(timeout=20)
+    finally:   # a regression mounts and serves: never leave it behind
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    assert p.returncode != 0
+    r = subprocess.CompletedProcess(p.args, p.returncode, "", err)
+    assert "mountpoint" in r.stderr and str(back) in r.stderr, r.stderr
