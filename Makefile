@@ -115,7 +115,7 @@ deps-apt:
 test-unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; CMOCKA_MESSAGE_OUTPUT=stdout $$t; done
 
-CLI_ENV = GENMODEL=$(B)/genmodel QS_PYTHON=$(if $(wildcard $(B)/venv/bin/python),$(B)/venv/bin/python) QS_MINILM=$(B)/minilm
+CLI_ENV = GENMODEL=$(B)/genmodel QS_SHIM=$(abspath $(B))/libfailshim.so QS_PYTHON=$(if $(wildcard $(B)/venv/bin/python),$(B)/venv/bin/python) QS_MINILM=$(B)/minilm
 test-cli: all
 	@QSTORE=$(B)/qstore $(CLI_ENV) tests/cli/run-all.sh
 

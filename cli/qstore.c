@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,32 @@ static void usage(FILE *o)
 		"of every Linear weight plus what rebuilds the original bytes exactly.\n");
 }
 
+/* One line of output.  Every name in it comes from a file (tensor names,
+ * paths, messages quoting them): control characters are shown as \xNN so
+ * that a name cannot move the cursor, recolour the terminal or fake lines. */
+static void say(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(FILE *f, const char *fmt, ...)
+{
+	va_list ap;
+	char *line = NULL;
+	va_start(ap, fmt);
+	int n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	size_t cap = 4 * (size_t)n + 1;
+	char *safe = malloc(cap);
+	if (safe) {
+		qs_escape(line, safe, cap);
+		fprintf(f, "%s\n", safe);
+	}
+	free(safe);
+	free(line);
+}
+
 static int die(const char *cmd, const qs_error *e)
 {
-	fprintf(stderr, "qstore %s: %s\n", cmd, e->msg);
+	say(stderr, "qstore %s: %s", cmd, e->msg);
 	return 1;
 }
 
@@ -59,14 +83,15 @@ static int cmd_pack(int argc, char **argv)
 		case 't':
 			opt.threads = (int)strtol(optarg, &end, 10);
 			if (*end || opt.threads < 1 || opt.threads > 256) {
-				fprintf(stderr, "qstore pack: --threads wants a number from 1 to 256, got '%s'\n", optarg);
+				say(stderr, "qstore pack: --threads wants a number from 1 to 256, got '%s'", optarg);
 				return 2;
 			}
 			break;
 		case 'p': opt.progress = isatty(2); break;
 		case 'c':
-			if (qs_parse_bytes(optarg, &bytes) || bytes > SIZE_MAX) {
-				fprintf(stderr, "qstore pack: --chunk-size wants a byte count (K, M, G or T suffix), got '%s'\n", optarg);
+			if (qs_parse_bytes(optarg, &bytes) || bytes < 64 || bytes > (16u << 20)) {
+				say(stderr, "qstore pack: --chunk-size wants a byte count from 64 to 16M (K or M suffix), "
+					"got '%s'", optarg);
 				return 2;
 			}
 			opt.chunk_bytes = (size_t)bytes;
@@ -76,7 +101,7 @@ static int cmd_pack(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1 || !out) {
-		fprintf(stderr, "qstore pack: need SRC and -o OUT.qst\n");
+		say(stderr, "qstore pack: need SRC and -o OUT.qst");
 		usage(stderr);
 		return 2;
 	}
@@ -91,7 +116,7 @@ static int cmd_pack(int argc, char **argv)
 		return die("pack", &e);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	printf("packed %s -> %s: %llu -> %llu bytes (%.1f%%) in %.2f s, %.1f MB/s, peak RSS %.1f MiB\n",
+	say(stdout, "packed %s -> %s: %llu -> %llu bytes (%.1f%%) in %.2f s, %.1f MB/s, peak RSS %.1f MiB",
 	       argv[optind], out, (unsigned long long)st.source_bytes, (unsigned long long)st.container_bytes,
 	       st.source_bytes ? 100.0 * (double)st.container_bytes / (double)st.source_bytes : 0.0, st.seconds,
 	       st.seconds > 0 ? (double)st.source_bytes / st.seconds / 1e6 : 0.0, ru.ru_maxrss / 1024.0);
@@ -101,7 +126,7 @@ static int cmd_pack(int argc, char **argv)
 static qs_container *open_one(const char *cmd, int argc, char **argv)
 {
 	if (optind != argc - 1) {
-		fprintf(stderr, "qstore %s: need exactly one container\n", cmd);
+		say(stderr, "qstore %s: need exactly one container", cmd);
 		usage(stderr);
 		return NULL;
 	}
@@ -127,7 +152,7 @@ static int cmd_unpack(int argc, char **argv)
 			if (!strcmp(optarg, "high")) view = QS_VIEW_HIGH;
 			else if (!strcmp(optarg, "int8")) view = QS_VIEW_INT8;
 			else {
-				fprintf(stderr, "qstore unpack: --precision is 'high' or 'int8', got '%s'\n", optarg);
+				say(stderr, "qstore unpack: --precision is 'high' or 'int8', got '%s'", optarg);
 				return 2;
 			}
 			break;
@@ -136,7 +161,7 @@ static int cmd_unpack(int argc, char **argv)
 		}
 	}
 	if (!out) {
-		fprintf(stderr, "qstore unpack: need -o DIR\n");
+		say(stderr, "qstore unpack: need -o DIR");
 		return 2;
 	}
 	qs_container *ct = open_one("unpack", argc, argv);
@@ -145,7 +170,7 @@ static int cmd_unpack(int argc, char **argv)
 	qs_error e = { 0 };
 	int rc = qs_unpack(ct, view, out, &e) ? die("unpack", &e) : 0;
 	if (!rc)
-		printf("unpacked %zu files (%s view) into %s\n", qs_file_count(ct, view),
+		say(stdout, "unpacked %zu files (%s view) into %s", qs_file_count(ct, view),
 		       view == QS_VIEW_HIGH ? "high" : "int8", out);
 	qs_close(ct);
 	return rc;
@@ -155,9 +180,9 @@ static void print_line(void *ctx, const char *line)
 {
 	int fails_only = *(int *)ctx, ok = !strncmp(line, "ok", 2);
 	if (!ok)
-		fprintf(stderr, "%s\n", line);
+		say(stderr, "%s", line);
 	else if (!fails_only)
-		printf("%s\n", line);
+		say(stdout, "%s", line);
 }
 
 static int cmd_verify(int argc, char **argv)
@@ -176,9 +201,9 @@ static int cmd_verify(int argc, char **argv)
 	long n = qs_verify(ct, print_line, &quiet, &e);
 	int rc = n < 0 ? die("verify", &e) : n > 0 ? 1 : 0;
 	if (n > 0)
-		fprintf(stderr, "qstore verify: %s: %ld problem(s)\n", argv[optind], n);
+		say(stderr, "qstore verify: %s: %ld problem(s)", argv[optind], n);
 	else if (!n)
-		printf("%s: intact (%zu high + %zu int8 files, every chunk and SHA-256 checked)\n", argv[optind],
+		say(stdout, "%s: intact (%zu high + %zu int8 files, every chunk and SHA-256 checked)", argv[optind],
 		       qs_file_count(ct, QS_VIEW_HIGH), qs_file_count(ct, QS_VIEW_INT8));
 	qs_close(ct);
 	return rc;
@@ -203,7 +228,7 @@ static int cmd_info(int argc, char **argv)
 			qs_close(ct);
 			return die("info", &e);
 		}
-		printf("%s\n", s);
+		printf("%s\n", s);   /* JSON: control characters are escaped in it already */
 		free(s);
 		qs_close(ct);
 		return 0;
@@ -211,27 +236,29 @@ static int cmd_info(int argc, char **argv)
 	qs_summary s;
 	qs_container_summary(ct, &s);
 	char h[65];
-	printf("container   %s\n", argv[optind]);
-	printf("source      %s, %llu tensors, %llu chunks\n", s.source_dtype, (unsigned long long)s.n_tensors,
+	say(stdout, "container   %s", argv[optind]);
+	say(stdout, "source      %s, %llu tensors, %llu chunks", s.source_dtype, (unsigned long long)s.n_tensors,
 	       (unsigned long long)s.n_chunks);
-	printf("size        %llu bytes\n", (unsigned long long)s.container_bytes);
-	printf("views       high %llu bytes + int8 %llu bytes = %llu\n", (unsigned long long)s.high_bytes,
+	say(stdout, "size        %llu bytes", (unsigned long long)s.container_bytes);
+	say(stdout, "views       high %llu bytes + int8 %llu bytes = %llu", (unsigned long long)s.high_bytes,
 	       (unsigned long long)s.int8_bytes, (unsigned long long)(s.high_bytes + s.int8_bytes));
-	printf("floor       %.0f bytes (sum of n*H0/8 over 16-bit float tensors + raw other tensors)\n", s.floor_bytes);
-	printf("ratios      container/floor %.4f   container/(high+int8) %.4f   container/high %.4f\n",
+	say(stdout, "floor       %.0f bytes (sum of n*H0/8 over 16-bit float tensors + raw other tensors)", s.floor_bytes);
+	say(stdout, "ratios      container/floor %.4f   container/(high+int8) %.4f   container/high %.4f",
 	       s.floor_bytes > 0 ? (double)s.container_bytes / s.floor_bytes : 0.0,
 	       (double)s.container_bytes / (double)(s.high_bytes + s.int8_bytes),
 	       (double)s.container_bytes / (double)s.high_bytes);
 	for (int v = 0; v < 2; v++) {
-		printf("\n%s view files:\n", v ? "int8" : "high");
+		say(stdout, "%s", "");
+		say(stdout, "%s view files:", v ? "int8" : "high");
 		for (size_t i = 0; i < qs_file_count(ct, (qs_view)v); i++) {
 			qs_file_info fi;
 			qs_file_get(ct, (qs_view)v, i, &fi);
 			qs_hex(fi.sha256, 32, h);
-			printf("  %14llu  %s  %s\n", (unsigned long long)fi.size, h, fi.path);
+			say(stdout, "  %14llu  %s  %s", (unsigned long long)fi.size, h, fi.path);
 		}
 	}
-	printf("\ntensors: name  dtype  shape  bytes  stored  stored/floor  quantized (reason)\n");
+	say(stdout, "%s", "");
+	say(stdout, "tensors: name  dtype  shape  bytes  stored  stored/floor  quantized (reason)");
 	for (size_t i = 0; i < qs_tensor_count(ct); i++) {
 		qs_tensor_info t;
 		char shape[256] = "";
@@ -240,7 +267,7 @@ static int cmd_info(int argc, char **argv)
 			size_t l = strlen(shape);
 			snprintf(shape + l, sizeof(shape) - l, "%s%llu", d ? "x" : "", (unsigned long long)t.shape[d]);
 		}
-		printf("  %s  %s  [%s]  %llu  %llu  %.4f  %s (%s)\n", t.name, t.dtype, shape,
+		say(stdout, "  %s  %s  [%s]  %llu  %llu  %.4f  %s (%s)", t.name, t.dtype, shape,
 		       (unsigned long long)t.nbytes, (unsigned long long)t.stored_bytes,
 		       t.floor_bytes > 0 ? (double)t.stored_bytes / t.floor_bytes : 0.0, t.quantized ? "yes" : "no", t.reason);
 	}
@@ -256,7 +283,7 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		printf("qstore %s\n", QSTORE_VERSION_STRING);
+		say(stdout, "qstore %s", QSTORE_VERSION_STRING);
 		return 0;
 	}
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
@@ -269,7 +296,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "unpack")) return cmd_unpack(argc, argv);
 	if (!strcmp(cmd, "verify")) return cmd_verify(argc, argv);
 	if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
-	fprintf(stderr, "qstore: unknown command '%s'\n", cmd);
+	say(stderr, "qstore: unknown command '%s'", cmd);
 	usage(stderr);
 	return 2;
 }

@@ -119,6 +119,8 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 		rc = hash_int8_view(&plan.ix, w.fd, tmp, err);
 	if (!rc)
 		rc = qs_writer_index(&w, &plan.ix, err);
+	if (!rc)   /* a source that grew or was rewritten meanwhile is not what we stored */
+		rc = qs_plan_unchanged(&plan, err);
 	if (!rc)
 		rc = qs_writer_commit(&w, tmp, out, err);
 	if (rc && tmp)

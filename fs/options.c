@@ -113,13 +113,6 @@ static int load_file(const struct cmdline *cl, qfs_conf *fc, struct fuse_args *a
 	return 0;
 }
 
-/* Is A equal to B or below it (both canonical)? */
-static int within(const char *a, const char *b)
-{
-	size_t l = strlen(b);
-	return !strncmp(a, b, l) && (a[l] == 0 || a[l] == '/' || (l == 1 && b[0] == '/'));
-}
-
 /* A mountpoint that is the backing directory, inside it or above it would
  * serve the backing files through the mount itself: the first lookup then
  * waits on the daemon, which waits on the lookup (readers in D state). */
@@ -128,10 +121,10 @@ static int mount_outside_backing(const char *backing, const char *mountpoint)
 	char real[PATH_MAX];
 	if (!realpath(mountpoint, real))
 		return 1;   /* fuse reports a missing mountpoint in its own words */
-	if (within(real, backing) || within(backing, real)) {
+	if (qs_within(real, backing) || qs_within(backing, real)) {
 		fprintf(stderr, "qstorefs: mountpoint %s %s the backing directory %s: the containers would be read "
 			"through the mount itself; mount somewhere else\n", mountpoint,
-			!strcmp(real, backing) ? "is" : within(real, backing) ? "is inside" : "contains", backing);
+			!strcmp(real, backing) ? "is" : qs_within(real, backing) ? "is inside" : "contains", backing);
 		return 0;
 	}
 	return 1;

@@ -198,6 +198,13 @@ QS_API int qs_parse_bytes(const char *s, uint64_t *out);
  * *CAP (grown geometrically; the new elements are zeroed): 0, or -1 with
  * nothing changed when out of memory or when the byte count would overflow. */
 QS_API int qs_grow(void **arr, size_t *cap, size_t need, size_t elem);
+/* Is the canonical path A the canonical directory B or below it?  (Both as
+ * realpath(3) returns them; "/a/bc" is not below "/a/b".) */
+/* SRC with every control character (and '\\') written as \xNN, into DST of
+ * CAP bytes (4 * strlen(SRC) + 1 always suffice; cut short otherwise): for
+ * names from files shown on a terminal or in a log. */
+QS_API void qs_escape(const char *src, char *dst, size_t cap);
+QS_API int qs_within(const char *a, const char *b);
 /* N bytes as 2N lower-case hex digits plus a NUL into OUT. */
 QS_API void qs_hex(const uint8_t *in, size_t n, char *out);
 

@@ -4,28 +4,12 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "qstore.h"
+
 void qsv_log_init(qsv_log *l, int level)
 {
 	atomic_store(&l->level, level);
 	l->out = stderr;
-}
-
-void qsv_escape(const char *src, char *dst, size_t cap)
-{
-	static const char H[] = "0123456789abcdef";
-	size_t o = 0;
-	for (const unsigned char *s = (const unsigned char *)src; *s && o + 5 < cap; s++) {
-		if (*s < 0x20 || *s == 0x7f || *s == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = 'x';
-			dst[o++] = H[*s >> 4];
-			dst[o++] = H[*s & 15];
-		} else {
-			dst[o++] = (char)*s;
-		}
-	}
-	if (cap)
-		dst[o] = 0;
 }
 
 void qsv_logf(qsv_log *l, int level, const char *fmt, ...)
@@ -38,7 +22,7 @@ void qsv_logf(qsv_log *l, int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	qsv_escape(line, safe, sizeof(safe));
+	qs_escape(line, safe, sizeof(safe));
 	fprintf(l->out ? l->out : stderr, "%sqstorefs: %s\n", prefix[level], safe);
 }
 

@@ -24,8 +24,5 @@ void qsv_log_init(qsv_log *l, int level);
 void qsv_logf(qsv_log *l, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* "error", "warning", "info", "debug" -> level; -1 if unknown */
 int qsv_log_parse_level(const char *s);
-/* SRC with control characters and backslashes escaped into DST (always
- * NUL-terminated; truncated to fit). */
-void qsv_escape(const char *src, char *dst, size_t cap);
 
 #endif

@@ -59,6 +59,14 @@ int qs_grow(void **arr, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
+QS_API int qs_within(const char *a, const char *b)
+{
+	size_t l = strlen(b);
+	if (l == 1 && b[0] == '/')
+		return a[0] == '/';
+	return !strncmp(a, b, l) && (a[l] == 0 || a[l] == '/');
+}
+
 int qs_ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -107,6 +115,24 @@ QS_API int qs_parse_bytes(const char *s, uint64_t *out)
 	}
 	*out = (uint64_t)v;
 	return 0;
+}
+
+QS_API void qs_escape(const char *src, char *dst, size_t cap)
+{
+	static const char H[] = "0123456789abcdef";
+	size_t o = 0;
+	for (const unsigned char *s = (const unsigned char *)src; *s && o + 4 < cap; s++) {
+		if (*s < 0x20 || *s == 0x7f || *s == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = H[*s >> 4];
+			dst[o++] = H[*s & 15];
+		} else {
+			dst[o++] = (char)*s;
+		}
+	}
+	if (cap)
+		dst[o] = 0;
 }
 
 QS_API void qs_hex(const uint8_t *in, size_t n, char *out)

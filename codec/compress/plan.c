@@ -231,5 +231,6 @@ void qs_plan_free(qs_plan *p)
 	for (size_t i = 0; i < p->n_scale_bufs; i++)
 		free(p->scale_bufs[i]);
 	free(p->scale_bufs);
+	free(p->root);
 	qs_index_free(&p->ix);
 }

@@ -7,6 +7,8 @@
 #ifndef QS_PLAN_H
 #define QS_PLAN_H
 
+#include <time.h>
+
 #include "../common/internal.h"
 #include "../common/safetensors.h"
 
@@ -15,7 +17,8 @@ enum { SRC_FILE = 0, SRC_MEM = 1 };
 typedef struct qs_srcfile {
 	char *rel;                 /* path inside SRC ('/'-separated) */
 	char *abs;
-	uint64_t size;
+	uint64_t size;             /* at open; with mtime, checked again before commit */
+	struct timespec mtime;
 	int is_st;
 	qs_st_file st;
 	char **names;              /* st's tensor names sorted, built on demand */
@@ -43,9 +46,13 @@ typedef struct qs_plan {
 	size_t n_scale_bufs;
 	uint64_t source_bytes;
 	size_t chunk_bytes;
+	char *root;                /* links may only lead inside it: SRC's directory, or
+				    * REPO for an HF cache snapshot REPO/snapshots/REV */
 } qs_plan;
 
 int qs_plan_build(qs_plan *p, const char *src, size_t chunk_bytes, qs_error *err);
+/* 0 if no source file changed size or mtime since it was opened. */
+int qs_plan_unchanged(const qs_plan *p, qs_error *err);
 void qs_plan_free(qs_plan *p);
 
 #endif

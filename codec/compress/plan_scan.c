@@ -32,6 +32,22 @@ static int add_file(qs_plan *p, size_t *cap, const char *rel, const char *abs, u
 	return 0;
 }
 
+/* A symbolic link is followed only when what it names lies inside the
+ * model's root (plan.h): the HF cache's snapshot links into ../../blobs/
+ * are taken, a tokenizer.json -> /etc/shadow is not. */
+static int link_ok(const qs_plan *p, const char *abs, qs_error *err)
+{
+	char *real = realpath(abs, NULL);
+	if (!real)
+		return qs_fail(err, errno, "%s: %s", abs, strerror(errno));
+	int ok = qs_within(real, p->root);
+	if (!ok)
+		qs_fail(err, EPERM, "%s: symbolic link to %s, outside the model directory %s: refused", abs, real,
+			p->root);
+	free(real);
+	return ok ? 0 : -1;
+}
+
 static int walk(qs_plan *p, size_t *cap, const char *abs, const char *rel, int depth, qs_error *err)
 {
 	if (depth > 16)
@@ -49,14 +65,13 @@ static int walk(qs_plan *p, size_t *cap, const char *abs, const char *rel, int d
 		if (asprintf(&a, "%s/%s", abs, de->d_name) < 0
 		    || asprintf(&r, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0) {
 			rc = qs_fail(err, ENOMEM, "out of memory");
-		} else if (stat(a, &st)) {
+		} else if (lstat(a, &st) || (S_ISLNK(st.st_mode) && stat(a, &st))) {
 			rc = qs_fail(err, errno, "%s: %s", a, strerror(errno));
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = walk(p, cap, a, r, depth + 1, err);
-		} else if (S_ISREG(st.st_mode)) {
-			rc = add_file(p, cap, r, a, (uint64_t)st.st_size, err);
-		} else {
+		} else if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
 			rc = qs_fail(err, EINVAL, "%s: not a regular file or directory", a);
+		} else if (!(rc = link_ok(p, a, err))) {
+			rc = S_ISDIR(st.st_mode) ? walk(p, cap, a, r, depth + 1, err)
+				: add_file(p, cap, r, a, (uint64_t)st.st_size, err);
 		}
 		free(a);
 		free(r);
@@ -65,11 +80,56 @@ static int walk(qs_plan *p, size_t *cap, const char *abs, const char *rel, int d
 	return rc;
 }
 
+/* What links may point into: SRC itself, or for a snapshot of the HF cache
+ * (REPO/snapshots/REV with REPO/blobs) the repository REPO. */
+static char *model_root(const char *src, int is_dir)
+{
+	char *real = realpath(src, NULL), *slash;
+	if (!real)
+		return NULL;
+	if (!is_dir && (slash = strrchr(real, '/')))
+		*(slash == real ? slash + 1 : slash) = 0;
+	char *rev = strrchr(real, '/');
+	if (rev && rev > real) {
+		*rev = 0;
+		char *snap = strrchr(real, '/'), *blobs = NULL;
+		struct stat st;
+		if (snap && !strcmp(snap + 1, "snapshots")) {
+			*snap = 0;
+			if (asprintf(&blobs, "%s/blobs", *real ? real : "/") >= 0 && !stat(blobs, &st) && S_ISDIR(st.st_mode)) {
+				free(blobs);
+				return real;   /* the repository */
+			}
+			free(blobs);
+			*snap = '/';
+		}
+		*rev = '/';
+	}
+	return real;
+}
+
+/* The file behind FD must still be inside the root when it is opened (a
+ * link swapped in after the walk is caught here). */
+static int opened_inside(const qs_plan *p, const qs_srcfile *f, qs_error *err)
+{
+	char proc[64], real[4096];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	ssize_t n = readlink(proc, real, sizeof(real) - 1);
+	if (n < 0)
+		return 0;   /* no /proc: the walk's check stands */
+	real[n] = 0;
+	return qs_within(real, p->root) ? 0
+		: qs_fail(err, EPERM, "%s: now leads to %s, outside the model directory %s: refused", f->abs, real,
+			  p->root);
+}
+
 int qs_plan_scan(qs_plan *p, const char *src, qs_error *err)
 {
 	struct stat st;
 	size_t cap = 0;
 	if (stat(src, &st))
+		return qs_fail(err, errno, "%s: %s", src, strerror(errno));
+	if (!(p->root = model_root(src, S_ISDIR(st.st_mode))))
 		return qs_fail(err, errno, "%s: %s", src, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
 		if (walk(p, &cap, src, "", 0, err))
@@ -86,13 +146,39 @@ int qs_plan_scan(qs_plan *p, const char *src, qs_error *err)
 	if (!p->n_files)
 		return qs_fail(err, EINVAL, "%s: empty directory, nothing to pack", src);
 	qsort(p->files, p->n_files, sizeof(qs_srcfile), qs_plan_cmp_rel);
+	size_t n_st = 0;
 	for (size_t i = 0; i < p->n_files; i++) {
 		qs_srcfile *f = &p->files[i];
+		struct stat now;
 		p->source_bytes += f->size;
 		f->is_st = qs_ends_with(f->rel, ".safetensors");
+		n_st += f->is_st;
 		f->fd = open(f->abs, O_RDONLY | O_CLOEXEC);
 		if (f->fd < 0)
 			return qs_fail(err, errno, "%s: %s", f->abs, strerror(errno));
+		if (opened_inside(p, f, err))
+			return -1;
+		if (fstat(f->fd, &now))
+			return qs_fail(err, errno, "%s: %s", f->abs, strerror(errno));
+		f->size = (uint64_t)now.st_size;
+		f->mtime = now.st_mtim;
+	}
+	if (!n_st)   /* the INT8 view would be the same files, called INT8 */
+		return qs_fail(err, EINVAL, "%s: no .safetensors file: nothing to quantise, nothing to pack", src);
+	return 0;
+}
+
+int qs_plan_unchanged(const qs_plan *p, qs_error *err)
+{
+	for (size_t i = 0; i < p->n_files; i++) {
+		const qs_srcfile *f = &p->files[i];
+		struct stat now;
+		if (fstat(f->fd, &now))
+			return qs_fail(err, errno, "%s: %s", f->abs, strerror(errno));
+		if ((uint64_t)now.st_size != f->size || now.st_mtim.tv_sec != f->mtime.tv_sec
+		    || now.st_mtim.tv_nsec != f->mtime.tv_nsec)
+			return qs_fail(err, EIO, "%s: changed while packing (%llu bytes, now %llu): nothing written",
+				       f->abs, (unsigned long long)f->size, (unsigned long long)now.st_size);
 	}
 	return 0;
 }

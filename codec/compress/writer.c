@@ -1,5 +1,7 @@
 /* writer.c - the container file, chunk by chunk; see writer.h. */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
@@ -52,7 +54,7 @@ int qs_writer_chunk(writer *w, qs_plan *p, const qs_encoded *j, qs_error *err)
 	*c = (qs_chunk){ w->off, (uint32_t)j->la, (uint32_t)j->lb, j->hash_a, j->hash_b };
 	int e = qs_write_full(w->fd, j->pa, j->la);
 	if (e || (e = qs_write_full(w->fd, j->pb, j->lb)))
-		return qs_fail(err, -e, "write error: %s", strerror(-e));
+		return qs_fail(err, -e, "%s: write error: %s", w->out, strerror(-e));
 	w->off += j->la + j->lb;
 	/* files are laid out one after another; scale streams (no file) do not
 	 * interrupt the file they sit in */
@@ -134,23 +136,75 @@ int qs_writer_index(writer *w, qs_index *ix, qs_error *err)
 	wr64(t + 80, XXH3_64bits(buf, ilen));
 	wr64(t + 120, XXH3_64bits(t, 120));
 	int e = qs_write_full(w->fd, buf, ilen + QS_TRAILER_SIZE);
-	int rc = e ? qs_fail(err, -e, "write error: %s", strerror(-e)) : 0;
+	int rc = e ? qs_fail(err, -e, "%s: write error: %s", w->out, strerror(-e)) : 0;
 	w->off += ilen + QS_TRAILER_SIZE;
 	ix->container_bytes = w->off;
 	free(buf);
 	return rc;
 }
 
+/* Remove DIR/.BASE.tmp.PID.* whose PID no longer runs (an interrupted pack). */
+static void remove_stale(const char *dir, const char *base)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t bl = strlen(base);
+	while (d && (de = readdir(d))) {
+		const char *n = de->d_name;
+		char *end, *path = NULL;
+		if (n[0] != '.' || strncmp(n + 1, base, bl) || strncmp(n + 1 + bl, ".tmp.", 5))
+			continue;
+		long pid = strtol(n + 1 + bl + 5, &end, 10);
+		if (pid <= 0 || *end != '.' || !kill((pid_t)pid, 0) || errno != ESRCH)
+			continue;   /* not ours, or its packer still runs (or is another user's) */
+		if (asprintf(&path, "%s/%s", dir, n) >= 0)
+			unlink(path);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* A new temporary sibling of OUT, created like any new file (0666 & ~umask). */
+static int create_tmp(const char *dir, const char *base, char **tmp)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t seed = (uint64_t)(qs_now() * 1e9) ^ (uint64_t)getpid() << 32;
+	for (int attempt = 0; attempt < 100; attempt++, seed = XXH3_64bits(&seed, sizeof(seed))) {
+		char tag[9];
+		for (int i = 0; i < 8; i++)
+			tag[i] = hex[(seed >> (4 * i)) & 15];
+		tag[8] = 0;
+		if (asprintf(tmp, "%s/.%s.tmp.%ld.%s", dir, base, (long)getpid(), tag) < 0)
+			return -ENOMEM;
+		int fd = open(*tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);   /* read back: hash_int8_view */
+		if (fd >= 0 || errno != EEXIST) {
+			int e = errno;
+			if (fd < 0) {
+				free(*tmp);
+				*tmp = NULL;
+				return -e;
+			}
+			return fd;
+		}
+		free(*tmp);
+		*tmp = NULL;
+	}
+	return -EEXIST;
+}
+
 int qs_writer_start(writer *w, const char *out, char **tmp, qs_error *err)
 {
 	char *d = strdup(out), *b = strdup(out);
 	int rc = -1;
-	if (d && b && asprintf(tmp, "%s/.%s.tmp.XXXXXX", dirname(d), basename(b)) >= 0) {
-		w->fd = mkstemp(*tmp);
+	w->out = out;
+	if (d && b) {
+		const char *dir = dirname(d), *base = basename(b);
+		remove_stale(dir, base);
+		w->fd = create_tmp(dir, base, tmp);
 		if (w->fd < 0) {
-			qs_fail(err, errno, "%s: cannot create the output: %s", out, strerror(errno));
-			free(*tmp);
-			*tmp = NULL;
+			qs_fail(err, -w->fd, "%s: cannot create the output: %s", out, strerror(-w->fd));
+			w->fd = -1;
 		} else {
 			uint8_t h[QS_HEADER_SIZE] = { 0 };
 			memcpy(h, QS_HEADER_MAGIC, 8);
@@ -158,7 +212,7 @@ int qs_writer_start(writer *w, const char *out, char **tmp, qs_error *err)
 			wr32(h + 12, QS_HEADER_SIZE);
 			wr64(h + 56, XXH3_64bits(h, 56));
 			int e = qs_write_full(w->fd, h, sizeof(h));
-			rc = e ? qs_fail(err, -e, "%s: write error: %s", *tmp, strerror(-e)) : 0;
+			rc = e ? qs_fail(err, -e, "%s: write error: %s", out, strerror(-e)) : 0;
 			w->off = QS_HEADER_SIZE;
 		}
 	} else {
@@ -171,8 +225,8 @@ int qs_writer_start(writer *w, const char *out, char **tmp, qs_error *err)
 
 int qs_writer_commit(writer *w, const char *tmp, const char *out, qs_error *err)
 {
-	if (fchmod(w->fd, 0644) || fsync(w->fd))
-		return qs_fail(err, errno, "%s: %s", tmp, strerror(errno));
+	if (fsync(w->fd))
+		return qs_fail(err, errno, "%s: %s", out, strerror(errno));
 	if (rename(tmp, out))
 		return qs_fail(err, errno, "%s: cannot rename into place: %s", out, strerror(errno));
 	char *d = strdup(out);

@@ -12,6 +12,7 @@
 
 typedef struct writer {
 	int fd;
+	const char *out;         /* the container being written, for messages */
 	uint64_t off;
 	qs_sha256 *sha;
 	int64_t sha_file;        /* high view file being hashed, or -1 */
@@ -35,7 +36,9 @@ typedef struct qs_encoded {
 } qs_encoded;
 
 
-/* Create OUT's temporary sibling (*tmp) and write the header. */
+/* Create OUT's temporary sibling (*tmp: .NAME.tmp.PID.N, mode 0666 less
+ * the umask, as any new file) and write the header.  Temporaries that an
+ * interrupted pack on this host left behind (their PID is gone) are removed. */
 int qs_writer_start(writer *w, const char *out, char **tmp, qs_error *err);
 /* Append one chunk (they come in container order). */
 int qs_writer_chunk(writer *w, qs_plan *p, const qs_encoded *j, qs_error *err);

@@ -22,7 +22,7 @@ static int mkdirs(char *path)
 		if (*s != '/')
 			continue;
 		*s = 0;
-		int rc = mkdir(path, 0755);
+		int rc = mkdir(path, 0777);
 		*s = '/';
 		if (rc && errno != EEXIST)
 			return -1;
@@ -35,6 +35,20 @@ static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *
 {
 	(void)st; (void)type; (void)ftw;
 	return remove(p);
+}
+
+/* The umask, read without changing it (umask(2) would, for every thread). */
+static mode_t process_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned m = 022;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &m) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (mode_t)m;
 }
 
 int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err)
@@ -52,6 +66,7 @@ int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err)
 	}
 	free(d);
 	free(b);
+	chmod(tmp, 0777 & ~process_umask());   /* mkdtemp makes it 0700: like mkdir(1) instead */
 	qs_reader *r = qs_reader_new(c, err);
 	qs_sha256 *h = qs_sha256_new();
 	uint8_t *buf = malloc(QS_IO_BLOCK);
@@ -63,7 +78,7 @@ int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err)
 			rc = qs_fail(err, ENOMEM, "out of memory");
 			break;
 		}
-		int fd = mkdirs(path) ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		int fd = mkdirs(path) ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd < 0) {
 			rc = qs_fail(err, errno, "%s: %s", path, strerror(errno));
 		} else {

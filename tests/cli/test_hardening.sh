@@ -50,4 +50,82 @@ if [ -z "${QS_QUICK:-}" ]; then   # the sanitizer pass: ASan's shadow memory is 
 else
 	check "tall weight: verifies" "$QSTORE" verify -q "$T/tall.qst"
 fi
+
+# 11: links out of the model directory are refused; inside it, and the HF
+# cache layout (snapshots/REV/* -> ../../blobs/*), are packed
+mkdir -p "$T/ln"; mkst "$T/ln/model.safetensors" 8 16
+echo secret > "$T/outside.txt"
+ln -s "$T/outside.txt" "$T/ln/tokenizer.json"
+expect_error "link to a file outside the model" "tokenizer.json: symbolic link to .*outside.txt, outside the model directory" \
+	"$QSTORE" pack "$T/ln" -o "$T/ln.qst"
+check "link outside: nothing written" test ! -e "$T/ln.qst"
+rm "$T/ln/tokenizer.json"; mkdir -p "$T/elsewhere"; ln -s "$T/elsewhere" "$T/ln/sub"
+expect_error "link to a directory outside the model" "sub: symbolic link to .*elsewhere, outside" "$QSTORE" pack "$T/ln" -o "$T/ln.qst"
+rm "$T/ln/sub"; echo '{}' > "$T/ln/real.json"; ln -s real.json "$T/ln/tokenizer.json"
+check "link inside the model directory: packed" "$QSTORE" pack "$T/ln" -o "$T/ln.qst"
+repo="$T/hub/models--org--m"; mkdir -p "$repo/blobs" "$repo/snapshots/abc123"
+mkst "$repo/blobs/1f2e" 8 16; echo '{"model_type": "x"}' > "$repo/blobs/9a8b"
+ln -s ../../blobs/1f2e "$repo/snapshots/abc123/model.safetensors"
+ln -s ../../blobs/9a8b "$repo/snapshots/abc123/config.json"
+check "HF cache snapshot (links into ../../blobs): packed" "$QSTORE" pack "$repo/snapshots/abc123" -o "$T/hub.qst"
+check "HF cache snapshot: unpacks to the blobs' bytes" bash -c "'$QSTORE' unpack '$T/hub.qst' -o '$T/hub.out' >/dev/null && cmp '$repo/blobs/1f2e' '$T/hub.out/model.safetensors' && cmp '$repo/blobs/9a8b' '$T/hub.out/config.json'"
+ln -s /etc/hostname "$repo/snapshots/abc123/tokenizer.json"
+expect_error "HF cache snapshot: a link out of the repository" "outside the model directory .*models--org--m" \
+	"$QSTORE" pack "$repo/snapshots/abc123" -o "$T/hub2.qst"
+
+# 23: a directory without safetensors is not a model to quantise
+mkdir -p "$T/nost"; echo '{}' > "$T/nost/config.json"
+expect_error "no safetensors: refused" "no .safetensors file" "$QSTORE" pack "$T/nost" -o "$T/nost.qst"
+check "no safetensors: nothing written" test ! -e "$T/nost.qst"
+
+# 16: a source that changes while it is packed is not committed
+if [ -z "${QS_QUICK:-}" ] && [ -n "${QS_SHIM:-}" ]; then
+	mkdir -p "$T/grow"; mkst "$T/grow/model.safetensors" 64 64
+	expect_error "source grows during pack: refused" "model.safetensors: changed while packing" \
+		env LD_PRELOAD="$QS_SHIM" QS_GROW_FILE=grow/model.safetensors "$QSTORE" pack "$T/grow" -o "$T/grow.qst"
+	check "source grows during pack: nothing written" bash -c "! ls -A '$T' | grep -q '^grow.qst\|^\.grow'"
+fi
+
+# 16: bad chunk sizes are refused by name, never wrapped or defaulted
+for cs in 0 -1 17592186044417M 32M 63; do
+	expect_error "--chunk-size $cs refused" "chunk-size wants a byte count from 64 to 16M.*got '$cs'" \
+		"$QSTORE" pack "$T/ln" -o "$T/cs.qst" --chunk-size "$cs"
+done
+# 16: a full disk names the container being written, and leaves nothing
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/tiny" && mount -t tmpfs -o size=64k tmpfs "$T/tiny" 2>/dev/null; then
+	expect_error "disk full: the message names the output" "tiny/full.qst: write error: No space left" \
+		"$QSTORE" pack "$T/sh" -o "$T/tiny/full.qst"
+	check "disk full: nothing left behind" test -z "$(ls -A "$T/tiny")"
+	umount "$T/tiny"
+fi
+# 9: a temporary left by a killed pack goes with the next pack of that name
+dead=$(sh -c 'echo $$')
+touch "$T/.ln.qst.tmp.$dead.0badc0de"
+"$QSTORE" pack "$T/ln" -o "$T/ln.qst" >/dev/null 2>&1
+check "stale temporary of a dead pack removed" test ! -e "$T/.ln.qst.tmp.$dead.0badc0de"
+# 23: pack and unpack create files the way the umask says
+rm -f "$T/um.qst"; (umask 027; "$QSTORE" pack "$T/ln" -o "$T/um.qst" >/dev/null)
+check "pack under umask 027: container mode 640" test "$(stat -c %a "$T/um.qst")" = 640
+(umask 022; "$QSTORE" unpack "$T/um.qst" -o "$T/um022" >/dev/null)
+check "unpack under umask 022: directory 755, files 644" test "$(stat -c %a "$T/um022") $(stat -c %a "$T/um022/model.safetensors")" = "755 644"
+(umask 077; "$QSTORE" unpack "$T/um.qst" -o "$T/um077" >/dev/null)
+check "unpack under umask 077: directory 700, files 600" test "$(stat -c %a "$T/um077") $(stat -c %a "$T/um077/model.safetensors")" = "700 600"
+
+# 12: names with control characters cannot forge lines or drive the terminal
+mkdir -p "$T/esc"
+python3 - "$T/esc/model.safetensors" <<'PY'
+import json, struct, sys
+name = "evil\n<0>emerg: fake\x1b[2J.weight"
+h = json.dumps({name: {"dtype": "BF16", "shape": [4, 8], "data_offsets": [0, 64]}}).encode()
+h += b" " * ((8 - len(h) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + bytes(range(64)))
+PY
+"$QSTORE" pack "$T/esc" -o "$T/esc.qst" >/dev/null
+"$QSTORE" info "$T/esc.qst" > "$T/esc.info"
+check "info: no raw ESC byte" bash -c "! grep -q $'\x1b' '$T/esc.info'"
+check "info: the name's newline shown as \\x0a, no forged line" bash -c "grep -q 'evil\\\\x0a<0>emerg: fake\\\\x1b\\[2J.weight' '$T/esc.info' && ! grep -q '^<0>emerg' '$T/esc.info'"
+cp "$T/esc.qst" "$T/escd.qst"
+printf '\xff\xff\xff\xff' | dd of="$T/escd.qst" bs=1 seek=200 conv=notrunc status=none
+"$QSTORE" verify "$T/escd.qst" >/dev/null 2>"$T/esc.err"
+check "verify error: one line per problem, the name escaped" bash -c "! grep -q '^<0>emerg' '$T/esc.err' && ! grep -q $'\x1b' '$T/esc.err'"
 finish

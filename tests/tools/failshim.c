@@ -3,10 +3,13 @@
  * injection tests of qstorefs.  It refuses io_uring (so the daemon falls back
  * to pread) and fails pread() with EIO on files whose path ends with
  * $QS_FAIL_FILE when the read overlaps [$QS_FAIL_FROM, $QS_FAIL_TO).
+ * With $QS_GROW_FILE, the first pread of a file whose path ends with it
+ * appends a byte to that file first: a source that changes during a pack.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +25,38 @@ int io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags)
 	return -ENOSYS;
 }
 
-static int should_fail(int fd, size_t len, off_t off)
+/* Does FD's path end with SUFFIX?  Its path in PATH (4096 bytes). */
+static int fd_is(int fd, const char *suffix, char *path)
 {
-	const char *suffix = getenv("QS_FAIL_FILE"), *from = getenv("QS_FAIL_FROM"), *to = getenv("QS_FAIL_TO");
-	if (!suffix || !from || !to)
-		return 0;
-	char link[64], path[4096];
+	char link[64];
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, path, sizeof(path) - 1);
-	if (n <= 0)
+	ssize_t n = readlink(link, path, 4095);
+	if (n <= 0 || !suffix)
 		return 0;
 	path[n] = 0;
 	size_t sl = strlen(suffix);
-	if ((size_t)n < sl || strcmp(path + n - sl, suffix))
+	return (size_t)n >= sl && !strcmp(path + n - sl, suffix);
+}
+
+static void maybe_grow(int fd)
+{
+	static int done;
+	char path[4096];
+	if (done || !fd_is(fd, getenv("QS_GROW_FILE"), path))
+		return;
+	done = 1;
+	int a = open(path, O_WRONLY | O_APPEND);
+	if (a >= 0 && write(a, "x", 1) != 1)
+		perror("failshim: append");
+	if (a >= 0)
+		close(a);
+}
+
+static int should_fail(int fd, size_t len, off_t off)
+{
+	const char *suffix = getenv("QS_FAIL_FILE"), *from = getenv("QS_FAIL_FROM"), *to = getenv("QS_FAIL_TO");
+	char path[4096];
+	if (!suffix || !from || !to || !fd_is(fd, suffix, path))
 		return 0;
 	uint64_t a = strtoull(from, 0, 10), b = strtoull(to, 0, 10);
 	return (uint64_t)off < b && (uint64_t)off + len > a;
@@ -45,6 +67,7 @@ ssize_t pread(int fd, void *buf, size_t len, off_t off)
 	static ssize_t (*real)(int, void *, size_t, off_t);
 	if (!real)
 		real = (ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, "pread");
+	maybe_grow(fd);
 	if (should_fail(fd, len, off)) {
 		errno = EIO;
 		return -1;
