@@ -31,6 +31,7 @@ typedef struct node {
 	size_t n_kids, cap_kids;
 	atomic_uint_fast64_t nlookup;
 	int live;                  /* reachable from the root */
+	uint64_t parent;           /* the directory holding it (may be freed) */
 	struct node *hnext;
 } node;
 
@@ -121,6 +122,7 @@ static int add_kid(node *dir, node *kid)
 	if (qs_grow((void **)&dir->kids, &dir->cap_kids, dir->n_kids + 1, sizeof(uint64_t)))
 		return -1;
 	dir->kids[dir->n_kids++] = kid->ino;
+	kid->parent = dir->ino;
 	return 0;
 }
 
@@ -275,22 +277,50 @@ static node *build_model(qfs_ns *ns, qsv_version *v)
 	return sort_tree(ns, top) ? NULL : top;
 }
 
-/* Mark a model's subtree dead and free what the kernel no longer
- * references; a directory the kernel still holds keeps its live children. */
-static void retire(qfs_ns *ns, node *n)
+/* A replaced or removed model's tree stays whole while the kernel holds any
+ * directory of it: a reader that looked up NAME/ of the old version just
+ * before the swap then finds NAME/bf16/config.json in it (the old version's
+ * file, consistent with the directory it walked), never ENOENT for a path
+ * present before and after a replace.  What nothing holds is freed. */
+static void mark_dead(qfs_ns *ns, node *n)
 {
 	n->live = 0;
-	size_t keep = 0;
 	for (size_t i = 0; i < n->n_kids; i++) {
 		node *k = find(ns, n->kids[i]);
 		if (k)
-			retire(ns, k);
-		if (find(ns, n->kids[i]))
-			n->kids[keep++] = n->kids[i];
+			mark_dead(ns, k);
 	}
-	n->n_kids = keep;
-	if (!atomic_load(&n->nlookup) && n->ino > QFS_INO_CEILING)
+}
+
+/* Is N kept by a dead ancestor the kernel still holds? */
+static int held_above(qfs_ns *ns, const node *n)
+{
+	for (node *p = find(ns, n->parent); p && !p->live; p = find(ns, p->parent))
+		if (atomic_load(&p->nlookup))
+			return 1;
+	return 0;
+}
+
+/* Free unheld dead N and every unheld node below it; a node the kernel
+ * still holds stays, with its subtree, until it is forgotten. */
+static void reap(qfs_ns *ns, node *n)
+{
+	for (size_t i = 0; i < n->n_kids; i++) {
+		node *k = find(ns, n->kids[i]);
+		if (k && !atomic_load(&k->nlookup))
+			reap(ns, k);
+		else if (k)
+			k->parent = 0;   /* no inode 0: nothing above it holds it now */
+	}
+	if (n->ino > QFS_INO_CEILING)
 		free_node(ns, n);
+}
+
+static void retire(qfs_ns *ns, node *n)
+{
+	mark_dead(ns, n);
+	if (!atomic_load(&n->nlookup))
+		reap(ns, n);
 }
 
 /* ---- answering the kernel ------------------------------------------------------ */
@@ -358,8 +388,8 @@ void qfs_ns_forget(qfs_ns *ns, uint64_t ino, uint64_t nlookup)
 		return;
 	pthread_rwlock_wrlock(&ns->lock);
 	n = find(ns, ino);
-	if (n && !atomic_load(&n->nlookup) && !n->live)
-		free_node(ns, n);
+	if (n && !atomic_load(&n->nlookup) && !n->live && !held_above(ns, n))
+		reap(ns, n);
 	pthread_rwlock_unlock(&ns->lock);
 }
 
@@ -508,6 +538,14 @@ static qsv_version *version_for(qfs_ns *ns, const char *file)
 static int scan(qfs_ns *ns, qsv_version ***out, size_t *n_out)
 {
 	DIR *dir = opendir(ns->backing);
+	if (!dir && (errno == ENOENT || errno == ENOTDIR)) {
+		/* gone (an unmounted disk, an rm -r): so are its models */
+		if (ns->n_models)   /* written under rescan_mu, which we hold */
+			qsv_logf(ns->log, QSV_WARN, "%s: the backing directory is gone: no models shown", ns->backing);
+		*out = NULL;
+		*n_out = 0;
+		return 0;
+	}
 	if (!dir) {
 		qsv_logf(ns->log, QSV_ERR, "%s: cannot read the backing directory: %s", ns->backing, strerror(errno));
 		return -1;

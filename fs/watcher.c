@@ -46,36 +46,51 @@ static void reload_conf(qfs_daemon *d)
 	qfs_conf_free(&fc);
 }
 
-static int watch(qfs_watcher *w)
+#define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB \
+		    | IN_DELETE_SELF | IN_MOVE_SELF)
+
+/* Read every pending event; *wd becomes -1 when the directory's watch went
+ * away with the directory (IN_IGNORED). */
+static void drain(int in, int *wd)
 {
-	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (in < 0 || inotify_add_watch(in, w->d->o.backing, IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM
-					| IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF) < 0)
-		qsv_logf(&w->d->log, QSV_WARN, "%s: cannot watch for changes (%s): new containers appear on the next listing",
-			 w->d->o.backing, strerror(errno));
-	return in;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while (in >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p + sizeof(struct inotify_event) <= buf + n;) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+			if (e->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+				*wd = -1;
+			p += sizeof(*e) + e->len;
+		}
 }
 
 static void *run(void *arg)
 {
 	qfs_watcher *w = arg;
-	int in = watch(w);
-	char buf[4096];
+	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	int wd = in < 0 ? -1 : inotify_add_watch(in, w->d->o.backing, WATCH_MASK);
+	if (wd < 0)
+		qsv_logf(&w->d->log, QSV_WARN, "%s: cannot watch for changes (%s): new containers appear on the next listing",
+			 w->d->o.backing, strerror(errno));
 	while (!atomic_load(&w->stop)) {
 		struct pollfd p[3] = { { w->wake_fd, POLLIN, 0 }, { w->sig_fd, POLLIN, 0 }, { in, POLLIN, 0 } };
-		if (poll(p, in >= 0 ? 3 : 2, 1000) <= 0)
+		if (poll(p, in >= 0 ? 3 : 2, 1000) <= 0) {
+			/* a backing directory removed (or replaced) and created again:
+			 * watch the new one, and show what it holds */
+			if (in >= 0 && wd < 0 && (wd = inotify_add_watch(in, w->d->o.backing, WATCH_MASK)) >= 0)
+				qfs_rescan(w->d);
 			continue;
+		}
 		struct signalfd_siginfo si;
 		if (p[1].revents && read(w->sig_fd, &si, sizeof(si)) == sizeof(si) && !atomic_load(&w->stop)) {
 			qsv_logf(&w->d->log, QSV_INFO, "SIGHUP: rescanning %s", w->d->o.backing);
 			reload_conf(w->d);
 		}
-		if (p[2].revents)
-			while (read(in, buf, sizeof(buf)) > 0) {}
+		drain(in, &wd);
 		if (atomic_load(&w->stop))
 			break;
 		usleep(20000);   /* let a burst of renames settle */
-		while (in >= 0 && read(in, buf, sizeof(buf)) > 0) {}
+		drain(in, &wd);
 		qfs_rescan(w->d);
 	}
 	if (in >= 0)

@@ -220,16 +220,28 @@ def test_replace_by_rename_under_readers(models, mount_factory, tmp_path):
     first = held.read(1 << 20)
     seen, bad, stop = set(), [], threading.Event()
 
+    opens = [0]
+
     def reader():
         while not stop.is_set():
-            try:
+            try:   # a path present in both versions never fails to open
                 h = sha256(target)
-            except OSError as e:           # the name may vanish for an instant
-                if e.errno != errno.ENOENT:
-                    bad.append(repr(e))
+            except OSError as e:
+                bad.append(repr(e))
                 continue
             (seen.add(h) if h in (ha, hb) else bad.append(h))
+
+    def opener(rel):   # many small opens: lookups racing the swap
+        while not stop.is_set():
+            try:
+                with open(m.path("m", *rel), "rb") as f:
+                    f.read(4096)
+                opens[0] += 1
+            except OSError as e:
+                bad.append(f"{'/'.join(rel)}: {e!r}")
+    rels = [("bf16", "config.json"), ("int8", "config.json"), ("model-bf16.safetensors",), ("bf16", "tokenizer.json")]
     ts = [threading.Thread(target=reader) for _ in range(4)]
+    ts += [threading.Thread(target=opener, args=(rels[i % 4],)) for i in range(12)]
     for t in ts:
         t.start()
     t0 = time.time()
@@ -241,8 +253,8 @@ def test_replace_by_rename_under_readers(models, mount_factory, tmp_path):
     stop.set()
     for t in ts:
         t.join()
-    assert not bad, bad[:3]
-    assert seen == {ha, hb}
+    assert not bad, (len(bad), bad[:3])
+    assert seen == {ha, hb} and opens[0] > 100
     # the handle opened on A still reads A to the end
     rest = held.read()
     held.close()
@@ -281,3 +293,54 @@ def test_bad_options(models, tmp_path):
     r = subprocess.run([QSTOREFS, str(tmp_path / "nope"), str(mnt), "-f"], capture_output=True, text=True, timeout=20)
     assert r.returncode != 0 and "not a directory" in r.stderr
     assert not os.path.ismount(mnt)
+
+
+def test_held_directory_of_a_replaced_version(models, mount_factory, tmp_path):
+    """A directory of the old version held open across a replace still lists
+    and resolves its files, including ones never looked up before the swap."""
+    back = tmp_path / "back"
+    back.mkdir()
+    src = models["single"][0]
+    pack(src, str(back / "m.qst"), "--chunk-size", "128K")
+    m = mount_factory(str(back))
+    names = sorted(os.listdir(src))
+    fd = os.open(m.path("m", "bf16"), os.O_RDONLY | os.O_DIRECTORY)   # looks up m and bf16 only
+    try:
+        shutil.copy(back / "m.qst", back / ".m.qst.new")
+        os.utime(back / ".m.qst.new", (1, 1))                          # a different identity
+        os.rename(back / ".m.qst.new", back / "m.qst")
+        deadline = time.time() + 10
+        while "replaced" not in m.log_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "replaced" in m.log_text()
+        assert sorted(os.listdir(fd)) == names
+        for n in (n for n in names if os.path.isfile(os.path.join(src, n))):
+            st = os.stat(n, dir_fd=fd)
+            assert st.st_size == os.path.getsize(os.path.join(src, n))
+            f = os.open(n, os.O_RDONLY, dir_fd=fd)
+            try:
+                with open(os.path.join(src, n), "rb") as ref:
+                    assert os.read(f, 1 << 16) == ref.read(1 << 16)
+            finally:
+                os.close(f)
+    finally:
+        os.close(fd)
+
+
+def test_backing_directory_removed_and_recreated(models, mount_factory, tmp_path):
+    back = tmp_path / "back"
+    back.mkdir()
+    shutil.copy(os.path.join(models["_back"], "half.qst"), back / "m.qst")
+    m = mount_factory(str(back))
+    assert "m" in os.listdir(m.dir)
+    shutil.rmtree(back)
+    deadline = time.time() + 10
+    while "m" in os.listdir(m.dir) and time.time() < deadline:
+        time.sleep(0.05)
+    assert "m" not in os.listdir(m.dir), "models of a removed backing directory are still listed"
+    back.mkdir()
+    shutil.copy(os.path.join(models["_back"], "half.qst"), back / "n.qst")
+    deadline = time.time() + 10
+    while "n" not in os.listdir(m.dir) and time.time() < deadline:
+        time.sleep(0.05)
+    assert "n" in os.listdir(m.dir), "a recreated backing directory is not watched"
