@@ -282,6 +282,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	qs_raise_fd_limit();
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		say(stdout, "qstore %s", QSTORE_VERSION_STRING);
 		return 0;

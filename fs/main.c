@@ -109,6 +109,7 @@ int main(int argc, char *argv[])
 	qfs_daemon d = { 0 };
 	qfs_watcher w;
 	int rc = qfs_options_parse(&args, &d.o), have_w = 0;
+	qs_raise_fd_limit();   /* one descriptor per container (systemd's soft limit is 1024) */
 	if (rc < 0 && !allow_other_ok(&args))
 		rc = 2;
 	if (rc < 0 && !(have_w = !qfs_watcher_init(&w, &d))) {   /* before any thread: it blocks SIGHUP */

@@ -200,6 +200,10 @@ QS_API int qs_parse_bytes(const char *s, uint64_t *out);
 QS_API int qs_grow(void **arr, size_t *cap, size_t need, size_t elem);
 /* Is the canonical path A the canonical directory B or below it?  (Both as
  * realpath(3) returns them; "/a/bc" is not below "/a/b".) */
+/* Raise the soft limit on open files to the hard limit: a model of 20,000
+ * files is packed with one descriptor each, and a daemon keeps one per
+ * container.  Returns the new soft limit. */
+QS_API unsigned long qs_raise_fd_limit(void);
 /* SRC with every control character (and '\\') written as \xNN, into DST of
  * CAP bytes (4 * strlen(SRC) + 1 always suffice; cut short otherwise): for
  * names from files shown on a terminal or in a log. */

@@ -59,9 +59,19 @@ static int run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
 	j->in_len = j->ne * s->esize;
 	if (src->kind == SRC_MEM) {
 		memcpy(j->in, src->mem + boff, j->in_len);
-	} else if ((e = qs_pread_full(pk->plan->files[src->file].fd, j->in, j->in_len, src->off + boff))) {
-		snprintf(j->err, sizeof(j->err), "%s: read error: %s", pk->plan->files[src->file].abs, strerror(-e));
-		return JOB_FAILED;
+	} else {
+		const qs_srcfile *sf = &pk->plan->files[src->file];
+		qs_error err = { 0 };
+		int fd = qs_plan_open(pk->plan, sf, &err);
+		e = fd < 0 ? 0 : qs_pread_full(fd, j->in, j->in_len, src->off + boff);
+		qs_plan_done(sf, fd);
+		if (fd < 0 || e) {
+			if (fd < 0)
+				snprintf(j->err, sizeof(j->err), "%.500s", err.msg);
+			else
+				snprintf(j->err, sizeof(j->err), "%s: read error: %s", sf->abs, strerror(-e));
+			return JOB_FAILED;
+		}
 	}
 	j->lb = 0;
 	j->hash_b = 0;

@@ -7,6 +7,7 @@
 #ifndef QS_PLAN_H
 #define QS_PLAN_H
 
+#include <sys/types.h>
 #include <time.h>
 
 #include "../common/internal.h"
@@ -19,10 +20,14 @@ typedef struct qs_srcfile {
 	char *abs;
 	uint64_t size;             /* at open; with mtime, checked again before commit */
 	struct timespec mtime;
+	dev_t dev;                 /* identity, for files reopened on demand */
+	ino_t ino;
 	int is_st;
 	qs_st_file st;
 	char **names;              /* st's tensor names sorted, built on demand */
-	int fd;
+	int fd;                    /* safetensors files; others are opened when read
+				    * (qs_plan_open), so 20,000 small files need no
+				    * 20,000 descriptors */
 } qs_srcfile;
 
 typedef struct qs_stream_src {
@@ -53,6 +58,10 @@ typedef struct qs_plan {
 int qs_plan_build(qs_plan *p, const char *src, size_t chunk_bytes, qs_error *err);
 /* 0 if no source file changed size or mtime since it was opened. */
 int qs_plan_unchanged(const qs_plan *p, qs_error *err);
+/* A descriptor for reading F: its own, or a new one (the same file as at
+ * the scan, still inside the root) that qs_plan_done closes.  -1 on error. */
+int qs_plan_open(const qs_plan *p, const qs_srcfile *f, qs_error *err);
+void qs_plan_done(const qs_srcfile *f, int fd);
 void qs_plan_free(qs_plan *p);
 
 #endif

@@ -82,7 +82,7 @@ int qs_plan_has_tensor(qs_srcfile *f, const char *name)
 	return f->st.n && bsearch(&name, f->names, f->st.n, sizeof(char *), cmp_name_ptr) != NULL;
 }
 
-json_t *qs_plan_load_json(const qs_srcfile *f, qs_error *err)
+json_t *qs_plan_load_json(const qs_plan *p, const qs_srcfile *f, qs_error *err)
 {
 	char *buf = malloc(f->size + 1);
 	json_error_t je;
@@ -90,11 +90,15 @@ json_t *qs_plan_load_json(const qs_srcfile *f, qs_error *err)
 		qs_fail(err, ENOMEM, "%s: out of memory", f->abs);
 		return NULL;
 	}
-	if (qs_pread_full(f->fd, buf, f->size, 0)) {
+	int fd = qs_plan_open(p, f, err);
+	if (fd < 0 || qs_pread_full(fd, buf, f->size, 0)) {
+		if (fd >= 0)
+			qs_fail(err, EIO, "%s: read error", f->abs);
+		qs_plan_done(f, fd);
 		free(buf);
-		qs_fail(err, EIO, "%s: read error", f->abs);
 		return NULL;
 	}
+	qs_plan_done(f, fd);
 	json_t *j = json_loadb(buf, f->size, 0, &je);
 	free(buf);
 	if (!j)
@@ -111,7 +115,7 @@ char *qs_plan_dir_of(const char *rel)
 
 static int check_index(qs_plan *p, qs_srcfile *f, qs_error *err)
 {
-	json_t *j = qs_plan_load_json(f, err), *wm;
+	json_t *j = qs_plan_load_json(p, f, err), *wm;
 	if (!j)
 		return -1;
 	int rc = 0;

@@ -25,7 +25,7 @@ int qs_plan_cmp_rel(const void *a, const void *b);          /* qs_srcfile by rel
 int qs_plan_check_sources(qs_plan *p, qs_error *err);
 qs_srcfile *qs_plan_find_file(qs_plan *p, const char *rel);  /* NULL if absent */
 int qs_plan_has_tensor(qs_srcfile *f, const char *name);
-json_t *qs_plan_load_json(const qs_srcfile *f, qs_error *err);
+json_t *qs_plan_load_json(const qs_plan *p, const qs_srcfile *f, qs_error *err);
 char *qs_plan_dir_of(const char *rel);                       /* "" or "dir/" (malloc) */
 
 /* quant_policy.c */

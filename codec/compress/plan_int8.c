@@ -218,11 +218,11 @@ static int plan_i8_other(qs_plan *p, size_t i, json_t *quantized, const uint64_t
 	qs_srcfile *f = &p->files[i];
 	json_t *j = NULL;
 	int rc;
-	if (json_object_size(quantized) && !strcmp(f->rel, "config.json") && (j = qs_plan_load_json(f, NULL))
+	if (json_object_size(quantized) && !strcmp(f->rel, "config.json") && (j = qs_plan_load_json(p, f, NULL))
 	    && json_is_object(j)) {
 		json_object_set_new(j, "quantization_config", quantization_config(p, j));
 		rc = add_json_blob(p, f->rel, j, JSON_INDENT(2), err);
-	} else if (qs_ends_with(f->rel, ".safetensors.index.json") && (j = qs_plan_load_json(f, err))) {
+	} else if (qs_ends_with(f->rel, ".safetensors.index.json") && (j = qs_plan_load_json(p, f, err))) {
 		rewrite_index(p, f, j, quantized, i8data);
 		rc = add_json_blob(p, f->rel, j, JSON_INDENT(2) | JSON_SORT_KEYS, err);
 	} else {

@@ -110,10 +110,10 @@ static char *model_root(const char *src, int is_dir)
 
 /* The file behind FD must still be inside the root when it is opened (a
  * link swapped in after the walk is caught here). */
-static int opened_inside(const qs_plan *p, const qs_srcfile *f, qs_error *err)
+static int opened_inside(const qs_plan *p, const qs_srcfile *f, int fd, qs_error *err)
 {
 	char proc[64], real[4096];
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(proc, real, sizeof(real) - 1);
 	if (n < 0)
 		return 0;   /* no /proc: the walk's check stands */
@@ -153,18 +153,35 @@ int qs_plan_scan(qs_plan *p, const char *src, qs_error *err)
 		p->source_bytes += f->size;
 		f->is_st = qs_ends_with(f->rel, ".safetensors");
 		n_st += f->is_st;
-		f->fd = open(f->abs, O_RDONLY | O_CLOEXEC);
-		if (f->fd < 0)
+		int fd = open(f->abs, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
 			return qs_fail(err, errno, "%s: %s", f->abs, strerror(errno));
-		if (opened_inside(p, f, err))
+		if (opened_inside(p, f, fd, err) || (fstat(fd, &now) && qs_fail(err, errno, "%s: %s", f->abs, strerror(errno)))) {
+			close(fd);
 			return -1;
-		if (fstat(f->fd, &now))
-			return qs_fail(err, errno, "%s: %s", f->abs, strerror(errno));
+		}
 		f->size = (uint64_t)now.st_size;
 		f->mtime = now.st_mtim;
+		f->dev = now.st_dev;
+		f->ino = now.st_ino;
+		if (f->is_st)
+			f->fd = fd;
+		else
+			close(fd);
 	}
 	if (!n_st)   /* the INT8 view would be the same files, called INT8 */
 		return qs_fail(err, EINVAL, "%s: no .safetensors file: nothing to quantise, nothing to pack", src);
+	return 0;
+}
+
+static int same_file(const qs_srcfile *f, const struct stat *now, qs_error *err)
+{
+	if (now->st_dev != f->dev || now->st_ino != f->ino)
+		return qs_fail(err, EIO, "%s: replaced by another file while packing: nothing written", f->abs);
+	if ((uint64_t)now->st_size != f->size || now->st_mtim.tv_sec != f->mtime.tv_sec
+	    || now->st_mtim.tv_nsec != f->mtime.tv_nsec)
+		return qs_fail(err, EIO, "%s: changed while packing (%llu bytes, now %llu): nothing written", f->abs,
+			       (unsigned long long)f->size, (unsigned long long)now->st_size);
 	return 0;
 }
 
@@ -173,12 +190,32 @@ int qs_plan_unchanged(const qs_plan *p, qs_error *err)
 	for (size_t i = 0; i < p->n_files; i++) {
 		const qs_srcfile *f = &p->files[i];
 		struct stat now;
-		if (fstat(f->fd, &now))
+		if (f->fd >= 0 ? fstat(f->fd, &now) : stat(f->abs, &now))
 			return qs_fail(err, errno, "%s: %s", f->abs, strerror(errno));
-		if ((uint64_t)now.st_size != f->size || now.st_mtim.tv_sec != f->mtime.tv_sec
-		    || now.st_mtim.tv_nsec != f->mtime.tv_nsec)
-			return qs_fail(err, EIO, "%s: changed while packing (%llu bytes, now %llu): nothing written",
-				       f->abs, (unsigned long long)f->size, (unsigned long long)now.st_size);
+		if (same_file(f, &now, err))
+			return -1;
 	}
 	return 0;
+}
+
+int qs_plan_open(const qs_plan *p, const qs_srcfile *f, qs_error *err)
+{
+	if (f->fd >= 0)
+		return f->fd;
+	struct stat now;
+	int fd = open(f->abs, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return qs_fail(err, errno, "%s: %s", f->abs, strerror(errno));
+	if (opened_inside(p, f, fd, err) || (fstat(fd, &now) ? qs_fail(err, errno, "%s: %s", f->abs, strerror(errno))
+					     : same_file(f, &now, err))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void qs_plan_done(const qs_srcfile *f, int fd)
+{
+	if (fd >= 0 && fd != f->fd)
+		close(fd);
 }
