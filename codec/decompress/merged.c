@@ -39,6 +39,8 @@ static size_t weight_files(const qs_index *ix, int v, size_t *out)
 	return n;
 }
 
+#define QS_MERGE_HEADER_BUDGET (16ull << 20)
+
 static int read_header(qs_container *c, qs_reader *r, int v, size_t fi, qs_st_file *st, uint64_t *hlen,
 		       qs_error *err)
 {
@@ -64,12 +66,21 @@ static int merged_header(qs_container *c, int v, const size_t *sh, size_t ns, qs
 			 qs_error *err)
 {
 	qs_reader *r = qs_reader_new(c, err);
-	uint64_t base = 0;
+	uint64_t base = 0, total = 0;
 	int rc = r ? 0 : -1;
 	for (size_t k = 0; k < ns && !rc; k++) {
 		qs_st_file st;
 		if ((rc = read_header(c, r, v, sh[k], &st, &hlen[k], err)))
 			break;
+		/* open decodes these headers: what a container may make it decode is
+		 * bounded by its own size (real headers are well under 1% of it) */
+		total += hlen[k];
+		if (total > QS_MERGE_HEADER_BUDGET + 8 * c->ix->container_bytes) {
+			qs_st_free(&st);
+			rc = qs_fail(err, EFBIG, "shard headers hold %llu bytes, more than a %llu-byte container justifies",
+				     (unsigned long long)total, (unsigned long long)c->ix->container_bytes);
+			break;
+		}
 		if (k == 0)
 			qs_st_header_begin(b, st.metadata);
 		for (size_t i = 0; i < st.n; i++) {

@@ -149,3 +149,32 @@ def test_many_directories_mount_in_linear_time(tmp_path, mount_factory):
     assert len(os.listdir(m.path("many", "bf16"))) == 40001
     took = time.time() - t0
     assert took < (20 if os.environ.get("QS_ASAN") else 6), f"{took:.1f} s to mount and list 40,000 directories"
+
+
+def test_merged_view_budget_bounded_by_container_size(tmp_path, mount_factory):
+    """Shard headers padded with 24 MB of spaces compress to almost nothing:
+    building the merged view at open would decode 48 MB from a container of
+    a few kB.  The merged view is refused (with the reason logged); the
+    shards themselves are still served exactly."""
+    import struct
+    src, back = tmp_path / "src", tmp_path / "back"
+    src.mkdir()
+    back.mkdir()
+    index = {"metadata": {}, "weight_map": {}}
+    for k in (1, 2):
+        name = f"model-0000{k}-of-00002.safetensors"
+        hdr = json.dumps({f"l{k}.weight": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [0, 32]}}).encode()
+        hdr += b" " * (24_000_000 - len(hdr))
+        (src / name).write_bytes(struct.pack("<Q", len(hdr)) + hdr + bytes(range(32)))
+        index["weight_map"][f"l{k}.weight"] = name
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    pack(str(src), str(back / "pad.qst"))
+    assert os.path.getsize(back / "pad.qst") < 200_000
+    m = mount_factory(str(back))
+    t0 = time.time()
+    names = os.listdir(m.path("pad"))
+    assert "model-bf16.safetensors" not in names and "bf16" in names
+    assert "shard headers" in m.log_text()
+    with open(m.path("pad", "bf16", "model-00002-of-00002.safetensors"), "rb") as f:
+        assert f.read() == (src / "model-00002-of-00002.safetensors").read_bytes()
+    assert time.time() - t0 < 30
