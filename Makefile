@@ -181,7 +181,9 @@ install: $(B)/qstore $(B)/qstorefs
 	install -D -m 0755 $(B)/qstorefs $(DESTDIR)$(BINDIR)/qstorefs
 	install -D -m 0644 packaging/man/qstore.1 $(DESTDIR)$(MANDIR)/man1/qstore.1
 	install -D -m 0644 packaging/man/qstorefs.8 $(DESTDIR)$(MANDIR)/man8/qstorefs.8
-	install -D -m 0644 packaging/qstorefs@.service $(DESTDIR)$(UNITDIR)/qstorefs@.service
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' packaging/qstorefs@.service > $(DESTDIR)$(UNITDIR)/qstorefs@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/qstorefs@.service
 	install -D -m 0644 qstorefs.conf.example $(DESTDIR)$(DOCDIR)/qstorefs.conf.example
 	install -D -m 0644 codec/FORMAT.md $(DESTDIR)$(DOCDIR)/FORMAT.md
 

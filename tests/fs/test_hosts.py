@@ -265,3 +265,70 @@ def test_rsync_new_version_under_readers(tmp_path, mount_factory):
                        capture_output=True, text=True)
     assert "Number of regular files transferred: 0" in r.stdout, r.stdout
     assert hashlib.sha256(open(back / "m.qst", "rb").read()).hexdigest() == before
+
+
+# options that give a service a mount namespace of its own (systemd.exec(5)):
+# each makes every mount a slave first, so a FUSE mount made inside would be
+# invisible on the host, whatever MountFlags= says
+NAMESPACE_OPTIONS = {"ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateMounts",
+                     "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                     "ProtectClock", "ProtectHostname", "ProtectProc", "ProcSubset", "ReadOnlyPaths",
+                     "ReadWritePaths", "InaccessiblePaths", "ExecPaths", "NoExecPaths", "TemporaryFileSystem",
+                     "BindPaths", "BindReadOnlyPaths", "MountFlags", "RootDirectory", "RootImage",
+                     "PrivateIPC", "PrivateUsers", "MountAPIVFS", "LogNamespace", "StateDirectory",
+                     "RuntimeDirectory", "CacheDirectory", "LogsDirectory", "ConfigurationDirectory"}
+
+
+def installed_unit(tmp_path, prefix):
+    dest = tmp_path / "dest"
+    subprocess.run(["make", "-s", "--no-print-directory", "install", f"B={BUILD}", f"DESTDIR={dest}",
+                    f"PREFIX={prefix}"], cwd=ROOT, check=True, capture_output=True)
+    unit = dest / prefix.lstrip("/") / "lib/systemd/system/qstorefs@.service"
+    opts = {}
+    for line in unit.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            opts.setdefault(k.strip(), v.strip())
+    return dest, opts
+
+
+@pytest.mark.parametrize("prefix", ["/usr/local", "/usr", "/opt/qs"])
+def test_installed_unit_runs_the_installed_binary(tmp_path, prefix):
+    dest, opts = installed_unit(tmp_path, prefix)
+    exe = opts["ExecStart"].split()[0]
+    assert exe == f"{prefix}/bin/qstorefs"
+    assert os.access(str(dest) + exe, os.X_OK)
+
+
+def test_unit_mounts_in_the_host_namespace(tmp_path):
+    _, opts = installed_unit(tmp_path, "/usr")
+    assert not NAMESPACE_OPTIONS & set(opts), sorted(NAMESPACE_OPTIONS & set(opts))
+    assert "CAP_SYS_ADMIN" in opts["CapabilityBoundingSet"] and opts["DeviceAllow"].startswith("/dev/fuse")
+
+
+@needs_root
+def test_mount_propagation_as_systemd_would_set_it_up(models, tmp_path):
+    """What the unit relies on, shown both ways: in a slave mount namespace
+    (what any namespace option gives a service) the mount stays invisible to
+    the host; run as the unit runs it (the host namespace) it is visible."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    for slave, visible in ((True, False), (False, True)):
+        mnt = tmp_path / f"mnt-{slave}"
+        mnt.mkdir()
+        cmd = [QSTOREFS, "-f", models["_back"], str(mnt)]
+        if slave:
+            cmd = ["unshare", "--mount", "--propagation", "slave"] + cmd
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            deadline = time.time() + 10
+            while not os.path.ismount(mnt) and time.time() < deadline and visible:
+                time.sleep(0.05)
+            assert os.path.ismount(mnt) == visible
+            assert ("single" in os.listdir(mnt)) == visible
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(20)
+            if os.path.ismount(mnt):
+                umount(str(mnt))
