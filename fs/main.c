@@ -11,6 +11,7 @@
  * the FUSE session with it as userdata, and takes it down in reverse order.
  */
 #include <malloc.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +72,17 @@ static int build(qfs_daemon *d)
  * every local user reaches the mount). */
 static int serve(qfs_daemon *d, struct fuse_args *args, qfs_watcher *w)
 {
-	char fsopt[4200];
-	snprintf(fsopt, sizeof(fsopt), "-oro,default_permissions,fsname=qstorefs:%s,subtype=qstorefs,max_read=1048576", d->o.backing);
+	/* the source is the backing directory as fstab names it: mount -a then
+	 * sees the line is mounted already (with "qstorefs:DIR" it never did) */
+	char fsopt[4 * PATH_MAX], src[2 * PATH_MAX];
+	size_t o = 0;
+	for (const char *p = d->o.backing; *p && o + 3 < sizeof(src); p++) {
+		if (*p == ',' || *p == '\\')
+			src[o++] = '\\';   /* fuse_opt's escape */
+		src[o++] = *p;
+	}
+	src[o] = 0;
+	snprintf(fsopt, sizeof(fsopt), "-oro,default_permissions,fsname=%s,subtype=qstorefs,max_read=1048576", src);
 	if (fuse_opt_add_arg(args, fsopt) || !(d->se = fuse_session_new(args, &qfs_ops, sizeof(qfs_ops), d)))
 		return 1;
 	int rc = 1;

@@ -130,6 +130,44 @@ static int mount_outside_backing(const char *backing, const char *mountpoint)
 	return 1;
 }
 
+/* mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (; *s; s++)
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	*o = 0;
+}
+
+/* Is a qstorefs already mounted on MOUNTPOINT?  (mount -a, a second start:
+ * each would stack another daemon on top, silently.) */
+static int already_mounted(const char *mountpoint)
+{
+	char real[PATH_MAX], line[3 * PATH_MAX];
+	FILE *f = realpath(mountpoint, real) ? fopen("/proc/self/mountinfo", "r") : NULL;
+	int found = 0;
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *sp = NULL, *mp = NULL, *dash = strstr(line, " - ");
+		strtok_r(line, " ", &sp);                       /* id */
+		for (int i = 0; i < 3 && strtok_r(NULL, " ", &sp); i++) {}   /* parent, dev, root */
+		if (!(mp = strtok_r(NULL, " ", &sp)) || !dash)
+			continue;
+		unescape(mp);
+		found = !strcmp(mp, real) && !strncmp(dash + 3, "fuse.qstorefs ", 14);
+	}
+	if (f)
+		fclose(f);
+	if (found)
+		fprintf(stderr, "qstorefs: %s: a qstorefs is mounted there already (unmount it first: fusermount3 -u %s)\n",
+			mountpoint, mountpoint);
+	return found;
+}
+
 static int settle(qfs_options *o, const qfs_conf *c, const struct cmdline *cl, const qfs_conf *fc,
 		  struct fuse_cmdline_opts *cmd)
 {
@@ -163,7 +201,7 @@ static int settle(qfs_options *o, const qfs_conf *c, const struct cmdline *cl, c
 	o->backing = strdup(real);
 	if (!o->backing)
 		return 1;
-	return mount_outside_backing(o->backing, o->mountpoint) ? -1 : 1;
+	return mount_outside_backing(o->backing, o->mountpoint) && !already_mounted(o->mountpoint) ? -1 : 1;
 }
 
 int qfs_options_parse(struct fuse_args *args, qfs_options *o)

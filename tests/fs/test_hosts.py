@@ -81,6 +81,17 @@ def test_fstab_line(models, tmp_path, env_path):
         assert r.returncode == 0, r.stderr
         assert wait_mounted(str(mnt))
         assert "single" in os.listdir(mnt)
+        # mount -a again: the line is mounted already, nothing stacks on it
+        for _ in range(2):
+            r = subprocess.run(["mount", "-a", "--fstab", str(fstab)], env=env_path, capture_output=True, text=True,
+                               timeout=30)
+            assert r.returncode == 0, r.stderr
+        mounted = [l for l in open("/proc/self/mountinfo") if f" {mnt} " in l]
+        assert len(mounted) == 1, mounted
+        # and starting a daemon by hand onto the live mount is refused
+        r = subprocess.run([QSTOREFS, models["_back"], str(mnt)], capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "mounted there already" in r.stderr
+        assert len([l for l in open("/proc/self/mountinfo") if f" {mnt} " in l]) == 1
     finally:
         umount(str(mnt))
 
