@@ -93,6 +93,8 @@ static int serve(qfs_daemon *d, struct fuse_args *args, qfs_watcher *w)
 		goto out_signals;
 	}
 	fuse_daemonize(d->o.foreground);
+	if (!d->o.foreground)
+		qsv_log_to_syslog(&d->log);   /* stderr is /dev/null from here on */
 	atomic_store(&d->mounted, 1);
 	if (qfs_watcher_start(w))
 		qsv_logf(&d->log, QSV_WARN, "cannot start the watcher: changes appear on the next listing");

@@ -343,3 +343,62 @@ def test_mount_propagation_as_systemd_would_set_it_up(models, tmp_path):
             p.wait(20)
             if os.path.ismount(mnt):
                 umount(str(mnt))
+
+
+def test_log_prefixes_follow_where_stderr_goes(models, tmp_path):
+    """<N> level prefixes only when stderr is the journal (JOURNAL_STREAM names
+    it), plain 'qstorefs: error: ...' otherwise."""
+    for journal in (True, False):
+        log = tmp_path / f"log-{journal}"
+        mnt = tmp_path / f"mnt-{journal}"
+        mnt.mkdir()
+        with open(log, "wb") as out:
+            st = os.fstat(out.fileno())
+            env = dict(os.environ)
+            env.pop("JOURNAL_STREAM", None)
+            if journal:
+                env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            p = subprocess.Popen([QSTOREFS, "-f", models["_back"], str(mnt)], stdout=out, stderr=out, env=env)
+            try:
+                assert wait_mounted(str(mnt))
+                os.listdir(mnt)
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait(20)
+        text = log.read_text()
+        added = [l for l in text.splitlines() if "container added" in l]
+        assert added, text
+        assert all(l.startswith("<6>qstorefs: ") == journal for l in added), text
+        assert all(l.startswith("qstorefs: ") != journal for l in added), text
+
+
+@needs_root
+def test_backgrounded_daemon_logs_to_syslog(models, tmp_path):
+    """mount -t / fstab / a plain start put the daemon in the background with
+    stderr on /dev/null: its lines must reach syslog (/dev/log)."""
+    import socket
+    if os.path.exists("/dev/log"):
+        pytest.skip("/dev/log belongs to this host's syslog: not replaced by a test")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("/dev/log")
+    sock.settimeout(10)
+    mnt, back = tmp_path / "mnt", tmp_path / "back"
+    mnt.mkdir()
+    back.mkdir()
+    shutil.copy(os.path.join(models["_back"], "half.qst"), back / "a.qst")
+    try:
+        r = subprocess.run([QSTOREFS, str(back), str(mnt)], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert wait_mounted(str(mnt))
+        shutil.copy(back / "a.qst", back / ".b.tmp")
+        os.rename(back / ".b.tmp", back / "b.qst")   # an event after the daemon went to the background
+        got = []
+        deadline = time.time() + 10
+        while not any("container added" in g for g in got) and time.time() < deadline:
+            got.append(sock.recv(65536).decode(errors="replace"))
+        assert any("qstorefs[" in g and "container added" in g for g in got), got
+        assert any(g.startswith("<30>") for g in got), got   # LOG_DAEMON | LOG_INFO
+    finally:
+        umount(str(mnt))
+        sock.close()
+        os.unlink("/dev/log")

@@ -159,7 +159,7 @@ def test_damaged_chunk_gives_eio_others_fine(models, mount_factory, tmp_path):
         assert sha256(os.path.join(src, rel)) == sha256(m.path("fine", "bf16", rel))
     assert read_all(m.path("broken", "bf16", "config.json"))
     log = m.log_text()
-    line = [l for l in log.splitlines() if l.startswith("<3>") and "broken.qst" in l]
+    line = [l for l in log.splitlines() if l.startswith("qstorefs: error: ") and "broken.qst" in l]
     assert line and "file 'model.safetensors'" in line[0] and "tensor '" in line[0], log
 
 
