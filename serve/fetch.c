@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 #define BATCH 32          /* chunks read in one io_uring submission */
-#define KEEP_SPANS 2
+#define KEEP_SPANS 1
+#define KEEP_SPAN_BYTES (2u << 20)
 
 /* One per thread (FUSE's, the workers', a test's), freed at thread exit. */
 typedef struct io_state {
@@ -150,13 +151,14 @@ static int load(qsv_version *v, int view, size_t file, const qs_piece *const *p,
 	}
 	if (r)
 		qsv_version_reader_done(v, r);
-	/* keep two span buffers warm per thread; a batch's others go back, or
-	 * sixteen FUSE threads could each hold 32 MiB of them */
-	for (int i = KEEP_SPANS; i < n; i++) {
-		free(t->spans[i]);
-		t->spans[i] = NULL;
-		t->cap[i] = 0;
-	}
+	/* keep one small span buffer warm per thread; the others go back, or
+	 * sixteen FUSE threads could each hold 32 MiB of them while idle */
+	for (int i = 0; i < n; i++)
+		if (i >= KEEP_SPANS || t->cap[i] > KEEP_SPAN_BYTES) {
+			free(t->spans[i]);
+			t->spans[i] = NULL;
+			t->cap[i] = 0;
+		}
 	return bad ? -EIO : 0;
 }
 
@@ -226,9 +228,13 @@ int qsv_fetch(qsv_version *v, int view, size_t file, const qs_piece *p, size_t n
 void qsv_fetch_ahead(qsv_version *v, int view, size_t file, const qs_piece *p)
 {
 	int own;
+	uint64_t pin = p->decoded_size + p->span_len;
+	if (!qsv_budget_try(&v->srv->pins, pin))
+		return;   /* reads come first: prefetch never waits for the budget */
 	qsv_entry *e = entry_of(v, p, QSV_GET_PREFETCH, &own);
-	if (!e)
-		return;
-	load(v, view, file, &p, &e, 1);
-	qsv_cache_put(v->srv->cache, e);
+	if (e) {
+		load(v, view, file, &p, &e, 1);
+		qsv_cache_put(v->srv->cache, e);
+	}
+	qsv_budget_give(&v->srv->pins, pin);
 }

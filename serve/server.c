@@ -25,6 +25,7 @@ qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, unsigned 
 	atomic_store(&s->prefetch_max, prefetch_max);
 	atomic_store(&s->next_gen, 1);
 	pthread_mutex_init(&s->seen_mu, NULL);
+	qsv_budget_init(&s->pins, QSV_PIN_BUDGET);
 	int key = pthread_key_create(&s->io_key, qsv_io_free);
 	s->cache = qsv_cache_new(cache_size);
 	s->pf = workers ? qsv_prefetch_start(s, workers) : NULL;
@@ -33,6 +34,7 @@ qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, unsigned 
 			pthread_key_delete(s->io_key);
 		qsv_prefetch_stop(s->pf);
 		qsv_cache_free(s->cache);
+		qsv_budget_destroy(&s->pins);
 		free(s);
 		return NULL;
 	}
@@ -52,6 +54,7 @@ void qsv_server_free(qsv_server *s)
 	}
 	pthread_key_delete(s->io_key);
 	qsv_cache_free(s->cache);
+	qsv_budget_destroy(&s->pins);
 	pthread_mutex_destroy(&s->seen_mu);
 	free(s);
 }
@@ -167,9 +170,16 @@ int qsv_read(qsv_server *s, qsv_file *f, uint64_t off, size_t size, qsv_reply *r
 	memset(r, 0, sizeof(*r));
 	atomic_fetch_add(&s->n.reads, 1);
 	size_t n = qs_map(f->v->c, (qs_view)f->view, f->file, off, size, p, QSV_MAX_PIECES), total = 0;
-	for (size_t i = 0; i < n; i++)
+	uint64_t pin = 0;
+	for (size_t i = 0; i < n; i++) {
 		total += p[i].len;
+		pin += p[i].decoded_size + p[i].span_len;
+	}
 	int rc;
+	if (n == QSV_MAX_PIECES && total < size)
+		pin += size;   /* read_many's bounce buffer; its later batches are like the first */
+	qsv_budget_take(&s->pins, pin);
+	r->pinned = pin;
 	if (n == QSV_MAX_PIECES && total < size) {
 		rc = read_many(s, f, off, size, r);   /* a range of many tiny tensors */
 	} else {
@@ -196,5 +206,7 @@ void qsv_reply_release(qsv_server *s, qsv_reply *r)
 		for (size_t i = 0; i < r->n; i++)
 			qsv_cache_put(s->cache, r->e[i]);
 	}
+	if (r->pinned)
+		qsv_budget_give(&s->pins, r->pinned);
 	memset(r, 0, sizeof(*r));
 }

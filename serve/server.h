@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "budget.h"
 #include "cache.h"
 #include "log.h"
 #include "qstore_chunk.h"
@@ -40,6 +41,9 @@ typedef struct qsv_server {
 	atomic_uint_fast64_t prefetch_max;   /* SIGHUP may change it: atomic */
 	atomic_uint_fast64_t next_gen;       /* version generations */
 	pthread_key_t io_key;                /* per-thread io_uring + span buffers */
+	qsv_budget pins;                     /* bytes reads in flight may pin (budget.h) */
+	atomic_int idle_readers;             /* pooled readers, all versions: at most
+					      * QSV_MAX_IDLE_READERS (version.c) */
 	pthread_mutex_t seen_mu;             /* one log line per failing chunk per minute */
 	struct { uint64_t gen, key, when; } seen[64];
 	unsigned seen_next;
@@ -85,6 +89,7 @@ typedef struct qsv_reply {
 	qsv_entry *e[QSV_MAX_PIECES];
 	size_t n, total;
 	uint8_t *buf;
+	uint64_t pinned;           /* taken from the server's budget until released */
 } qsv_reply;
 
 /* Read SIZE bytes at OFF of F (short only at end of file) into *r and queue

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_IDLE_READERS 2   /* each holds about 3 decoded chunks of scratch */
+#define MAX_IDLE_READERS 2      /* per version */
+#define QSV_MAX_IDLE_READERS 8  /* all versions: each holds ~1.6 MiB of tables, so
+				 * 600 containers do not keep 600 of them */
 
 qsv_version *qsv_version_open(qsv_server *s, const char *name, const char *path, const struct stat *st,
 			      qs_error *err)
@@ -57,6 +59,7 @@ void qsv_version_unref(qsv_version *v)
 	qsv_cache_forget_gen(v->srv->cache, v->gen);
 	for (int i = 0; i < v->n_idle; i++)
 		qs_reader_free(v->idle[i]);
+	atomic_fetch_sub(&v->srv->idle_readers, v->n_idle);
 	free(v->idle);
 	qs_close(v->c);
 	pthread_mutex_destroy(&v->mu);
@@ -70,8 +73,10 @@ qs_reader *qsv_version_reader(qsv_version *v, qs_error *err)
 {
 	qs_reader *r = NULL;
 	pthread_mutex_lock(&v->mu);
-	if (v->n_idle)
+	if (v->n_idle) {
 		r = v->idle[--v->n_idle];
+		atomic_fetch_sub(&v->srv->idle_readers, 1);
+	}
 	pthread_mutex_unlock(&v->mu);
 	return r ? r : qs_reader_new(v->c, err);
 }
@@ -79,7 +84,7 @@ qs_reader *qsv_version_reader(qsv_version *v, qs_error *err)
 void qsv_version_reader_done(qsv_version *v, qs_reader *r)
 {
 	pthread_mutex_lock(&v->mu);
-	if (v->n_idle < MAX_IDLE_READERS) {
+	if (v->n_idle < MAX_IDLE_READERS && atomic_fetch_add(&v->srv->idle_readers, 1) < QSV_MAX_IDLE_READERS) {
 		if (!v->idle)
 			v->idle = calloc(MAX_IDLE_READERS, sizeof(*v->idle));
 		if (v->idle) {
@@ -87,6 +92,8 @@ void qsv_version_reader_done(qsv_version *v, qs_reader *r)
 			r = NULL;
 		}
 	}
+	if (r && v->n_idle < MAX_IDLE_READERS)
+		atomic_fetch_sub(&v->srv->idle_readers, 1);   /* counted above, not kept */
 	pthread_mutex_unlock(&v->mu);
 	qs_reader_free(r);
 }

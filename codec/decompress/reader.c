@@ -16,9 +16,9 @@ struct qs_reader {
 	const qs_dec_kernels *k;
 	qs_dec_scratch *ds;
 	ZSTD_DCtx *zd;
-	uint8_t *part;          /* both parts of one chunk as read from disk */
-	int8_t *q;
-	uint8_t *out;
+	uint8_t *part;          /* qs_read only: both parts of one chunk as read from disk */
+	int8_t *q;              /* codes of chunks up to KEEP_CODES elements */
+	uint8_t *out;           /* qs_read only: the last decoded chunk */
 	uint64_t have_key;      /* key of the chunk in out, or UINT64_MAX */
 	size_t have_len;
 	/* the row scales of one weight chunk, gathered from the scale stream's
@@ -26,7 +26,8 @@ struct qs_reader {
 	 * weight chunk's span and codes are in part/q meanwhile */
 	uint32_t *rows;
 	size_t rows_cap;
-	uint8_t *sc_part, *sc_out;
+	uint8_t *sc_part, *sc_out;   /* sized to the scale chunks met so far */
+	size_t sc_part_cap, sc_out_cap;
 	uint64_t sc_key;        /* key of the scale chunk in sc_out, or UINT64_MAX */
 };
 
@@ -43,10 +44,7 @@ qs_reader *qs_reader_new(qs_container *c, qs_error *err)
 	r->sc_key = UINT64_MAX;
 	r->ds = malloc(sizeof(*r->ds));
 	r->zd = ZSTD_createDCtx();
-	r->part = malloc(c->ix->max_parts_bytes + 1);
-	r->q = malloc(c->ix->max_chunk_bytes + 1);
-	r->out = malloc(c->ix->max_chunk_bytes + 1);
-	if (!r->ds || !r->zd || !r->part || !r->q || !r->out) {
+	if (!r->ds || !r->zd) {
 		qs_fail(err, ENOMEM, "%s: out of memory for a reader (%llu-byte chunks)", c->path,
 			(unsigned long long)c->ix->max_chunk_bytes);
 		qs_reader_free(r);
@@ -112,14 +110,32 @@ static ssize_t decode_mem(qs_reader *r, const qs_stream *s, const qs_piece *p, u
 	return (ssize_t)n;
 }
 
+/* Scratch for the codes of an N-element chunk.  Up to 1 MiB it is kept
+ * with the reader; larger ones are allocated per chunk and dropped
+ * (decode_quant frees it), so idle readers never hold chunk-sized memory. */
+#define KEEP_CODES (1u << 20)
+static int8_t *codes_buf(qs_reader *r, size_t n)
+{
+	if (n > KEEP_CODES)
+		return malloc(n);
+	if (!r->q)
+		r->q = malloc(KEEP_CODES);
+	return r->q;
+}
+
+static void codes_done(qs_reader *r, int8_t *q)
+{
+	if (q != r->q && q)
+		free(q);
+}
+
 /* Both faces of a QUANT chunk: the codes, then (HIGH) the residual. */
-static ssize_t decode_quant(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
-			    const char *file, qs_error *err)
+static ssize_t quant_faces(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, int8_t *q,
+			   uint8_t *out, const char *file, qs_error *err)
 {
 	const qs_chunk *ch = &r->c->ix->chunks[s->first_chunk + p->chunk];
 	uint64_t e0 = p->chunk * s->chunk_elems;
 	size_t ne = qs_chunk_elems(s, p->chunk), bytes = ne * s->esize;
-	int8_t *q = p->face == QS_FACE_Q ? (int8_t *)out : r->q;
 	int bad = span[0] == QS_CODEC_RAW ? decode_bytes(r, NULL, span, ch->len_a, (uint8_t *)q, ne)
 		: span[0] == QS_CODEC_QCODE ? r->k->qcode(r->ds, span + 1, ch->len_a - 1, q, ne) : -1;
 	if (bad || XXH3_64bits(q, ne) != ch->hash_a)
@@ -136,6 +152,19 @@ static ssize_t decode_quant(qs_reader *r, const qs_stream *s, const qs_piece *p,
 	if (bad || XXH3_64bits(out, bytes) != ch->hash_b)
 		return fail(r, p, file, bad ? "malformed residual" : "checksum mismatch in residual", err);
 	return (ssize_t)bytes;
+}
+
+static ssize_t decode_quant(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
+			    const char *file, qs_error *err)
+{
+	size_t ne = qs_chunk_elems(s, p->chunk);
+	int8_t *q = p->face == QS_FACE_Q ? (int8_t *)out : codes_buf(r, ne);
+	if (!q)
+		return qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, ne);
+	ssize_t rc = quant_faces(r, s, p, span, q, out, file, err);
+	if (p->face != QS_FACE_Q)
+		codes_done(r, q);
+	return rc;
 }
 
 static ssize_t decode_piece(qs_reader *r, const qs_piece *p, const void *span_in, void *out_in, const char *file,
@@ -181,6 +210,12 @@ static const uint8_t *decode_chunk(qs_reader *r, const qs_piece *p, const char *
 	if (r->have_key == p->key)
 		return r->out;
 	r->have_key = UINT64_MAX;
+	if ((!r->part && !(r->part = malloc(r->c->ix->max_parts_bytes + 1)))
+	    || (!r->out && !(r->out = malloc(r->c->ix->max_chunk_bytes + 1)))) {
+		qs_fail(err, ENOMEM, "%s: out of memory for a reader (%llu-byte chunks)", r->c->path,
+			(unsigned long long)r->c->ix->max_chunk_bytes);
+		return NULL;
+	}
 	if (qs_read_span(r->c, p, r->part, file, err))
 		return NULL;
 	ssize_t n = qs_decode_piece(r, p, r->part, r->out, file, err);
@@ -200,15 +235,16 @@ static const uint8_t *scale_chunk(qs_reader *r, uint64_t si, uint64_t k, const c
 	qs_piece p = { .key = s->key_base + k, .stream = (uint32_t)si, .face = QS_FACE_HIGH, .chunk = k };
 	if (r->sc_key == p.key)
 		return r->sc_out;
-	if ((!r->sc_part && !(r->sc_part = malloc(ix->max_parts_bytes + 1)))
-	    || (!r->sc_out && !(r->sc_out = malloc(ix->max_chunk_bytes + 1)))) {
+	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
+	size_t out_bytes = qs_chunk_elems(s, k) * s->esize;
+	if (qs_grow((void **)&r->sc_part, &r->sc_part_cap, ch->len_a + 1, 1)
+	    || qs_grow((void **)&r->sc_out, &r->sc_out_cap, out_bytes + 1, 1)) {
 		qs_fail(err, ENOMEM, "%s: out of memory for the scales of '%s'", r->c->path, s->name);
 		return NULL;
 	}
-	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
 	p.span_off = ch->off;
 	p.span_len = ch->len_a;
-	p.decoded_size = qs_chunk_elems(s, k) * s->esize;
+	p.decoded_size = out_bytes;
 	r->sc_key = UINT64_MAX;
 	if (qs_read_span(r->c, &p, r->sc_part, file, err) || qs_decode_piece(r, &p, r->sc_part, r->sc_out, file, err) < 0)
 		return NULL;

@@ -178,3 +178,73 @@ def test_merged_view_budget_bounded_by_container_size(tmp_path, mount_factory):
     with open(m.path("pad", "bf16", "model-00002-of-00002.safetensors"), "rb") as f:
         assert f.read() == (src / "model-00002-of-00002.safetensors").read_bytes()
     assert time.time() - t0 < 30
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+
+
+BOUND_OVERHEAD_MIB = 24    # binary, libraries, thread stacks, pooled readers (README)
+PIN_BUDGET_MIB = 48        # serve/budget.h
+
+
+@pytest.mark.skipif(bool(os.environ.get("QS_ASAN")), reason="ASan's shadow memory is not the daemon's")
+def test_memory_bound_with_16m_chunks_and_32_readers(tmp_path, mount_factory):
+    """cache_size=16M, 16 MiB chunks, 32 random readers: peak RSS stays within
+    cache_size + the pin budget + the fixed overhead (it was 221-269 MiB)."""
+    import random
+    import threading
+    src, back = tmp_path / "src", tmp_path / "back"
+    back.mkdir()
+    gen(str(src), "--mb", "64", "--hidden", "1024")
+    pack(str(src), str(back / "big.qst"), "--chunk-size", "16M")
+    m = mount_factory(str(back), ["cache_size=16M"])
+    files = [m.path("big", v, "model.safetensors") for v in ("bf16", "int8")] + [m.path("big", "model-int8.safetensors")]
+    stop = time.time() + 5
+
+    def reader(seed):
+        r = random.Random(seed)
+        fds = [os.open(f, os.O_RDONLY) for f in files]
+        try:
+            while time.time() < stop:
+                i = r.randrange(len(files))
+                os.pread(fds[i], 1 << 20, r.randrange(os.fstat(fds[i]).st_size))
+        finally:
+            for fd in fds:
+                os.close(fd)
+    ts = [threading.Thread(target=reader, args=(i,)) for i in range(32)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    peak = vm_hwm_kib(m.proc.pid) / 1024
+    assert peak <= 16 + PIN_BUDGET_MIB + BOUND_OVERHEAD_MIB, f"peak RSS {peak:.0f} MiB"
+
+
+@pytest.mark.skipif(bool(os.environ.get("QS_ASAN")), reason="ASan's shadow memory is not the daemon's")
+def test_many_containers_bounded_memory_and_descriptors(models, tmp_path, mount_factory):
+    """300 containers under a soft limit of 256 descriptors: every one is shown
+    (the daemon raises the limit), and reading each leaves no per-container
+    scratch behind (idle readers are pooled for all containers at once)."""
+    import resource
+    back = tmp_path / "back"
+    back.mkdir()
+    for i in range(300):
+        os.link(os.path.join(models["_back"], "half.qst"), back / f"m{i:03}.qst")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard < 1024:
+        pytest.skip("hard descriptor limit below 1024")
+    old = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))   # inherited by the daemon
+    try:
+        m = mount_factory(str(back), ["cache_size=16M"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, old)
+    names = [n for n in os.listdir(m.dir) if n.startswith("m")]
+    assert len(names) == 300, f"{len(names)} of 300 containers shown"
+    for n in names:
+        with open(m.path(n, "model-fp16.safetensors"), "rb") as f:
+            f.read(1 << 20)
+    peak = vm_hwm_kib(m.proc.pid) / 1024
+    assert peak <= 16 + PIN_BUDGET_MIB + BOUND_OVERHEAD_MIB, f"peak RSS {peak:.0f} MiB after reading 300 containers"
