@@ -33,6 +33,16 @@ def files_under(root):
     return sorted(out)
 
 
+def run_threads(target, n):
+    """Run target(i) for i in range(n) on n threads; return when all are done."""
+    import threading
+    ts = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
 def gen(path, *args):
     subprocess.run([GENMODEL, path, *args], check=True, stderr=subprocess.DEVNULL)
 

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from qsmount import QSTORE, Mount, files_under, gen, pack, sha256
+from qsmount import QSTORE, Mount, files_under, gen, pack, run_threads, sha256
 
 
 def read_all(path):
@@ -71,11 +71,7 @@ def test_random_preads_from_8_threads(mount, models):
         finally:
             for fd in fds.values():
                 os.close(fd)
-    ts = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(worker, 8)
     assert not failures, failures[:5]
 
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from qsmount import QSTOREFS, Mount, gen, pack
+from qsmount import QSTOREFS, Mount, gen, pack, run_threads
 
 NOBODY = 65534
 
@@ -194,7 +194,6 @@ def test_memory_bound_with_16m_chunks_and_32_readers(tmp_path, mount_factory):
     """cache_size=16M, 16 MiB chunks, 32 random readers: peak RSS stays within
     cache_size + the pin budget + the fixed overhead (it was 221-269 MiB)."""
     import random
-    import threading
     src, back = tmp_path / "src", tmp_path / "back"
     back.mkdir()
     gen(str(src), "--mb", "64", "--hidden", "1024")
@@ -213,11 +212,7 @@ def test_memory_bound_with_16m_chunks_and_32_readers(tmp_path, mount_factory):
         finally:
             for fd in fds:
                 os.close(fd)
-    ts = [threading.Thread(target=reader, args=(i,)) for i in range(32)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(reader, 32)
     peak = vm_hwm_kib(m.proc.pid) / 1024
     assert peak <= 16 + PIN_BUDGET_MIB + BOUND_OVERHEAD_MIB, f"peak RSS {peak:.0f} MiB"
 
