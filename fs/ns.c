@@ -45,6 +45,11 @@ struct qfs_ns {
 	pthread_rwlock_t lock;     /* the tree and the table */
 	pthread_mutex_t rescan_mu; /* one rescan at a time */
 	node *table[NBUCKETS];
+	/* a rescan builds new trees here, under the read lock, and moves them
+	 * into table under the write lock: lookups of other models never wait
+	 * for a tree to be built (only for the moves) */
+	node *pending[NBUCKETS];
+	int building;              /* inserts go to pending (the rescan thread only) */
 	node *root, *meta;
 	qsv_version **models;      /* current versions, sorted by name */
 	size_t n_models;
@@ -70,10 +75,36 @@ static uint64_t hash_str(uint64_t h, const char *s)
 	return h;
 }
 
+static node **pending_bucket(qfs_ns *ns, uint64_t ino)
+{
+	return &ns->pending[bucket(ns, ino) - ns->table];
+}
+
 static void insert(qfs_ns *ns, node *n)
 {
-	n->hnext = *bucket(ns, n->ino);
-	*bucket(ns, n->ino) = n;
+	node **b = ns->building ? pending_bucket(ns, n->ino) : bucket(ns, n->ino);
+	n->hnext = *b;
+	*b = n;
+}
+
+/* find() for the builder, which also sees the nodes it has made so far. */
+static node *find_built(qfs_ns *ns, uint64_t ino)
+{
+	node *n = find(ns, ino);
+	for (n = n ? n : *pending_bucket(ns, ino); n && n->ino != ino; n = n->hnext) {}
+	return n;
+}
+
+/* Under the write lock: the built trees join the table. */
+static void commit_pending(qfs_ns *ns)
+{
+	for (size_t b = 0; b < NBUCKETS; b++)
+		while (ns->pending[b]) {
+			node *n = ns->pending[b];
+			ns->pending[b] = n->hnext;
+			n->hnext = ns->table[b];
+			ns->table[b] = n;
+		}
 }
 
 /* A new node with a fixed inode, or (INO 0) one derived from ID and KEY,
@@ -83,7 +114,7 @@ static node *new_node(qfs_ns *ns, uint64_t ino, uint64_t id, const char *key, co
 {
 	if (!ino) {
 		ino = hash_str(id ^ 0xcbf29ce484222325ull, key) & 0x7fffffffffffffffull;
-		while (ino <= QFS_INO_CEILING || find(ns, ino))
+		while (ino <= QFS_INO_CEILING || find_built(ns, ino))
 			ino = (ino + 1) & 0x7fffffffffffffffull;
 	}
 	node *n = calloc(1, sizeof(*n));
@@ -138,7 +169,7 @@ static int sort_kids(qfs_ns *ns, node *d)
 	if (!k)
 		return -1;
 	for (size_t i = 0; i < d->n_kids; i++)
-		k[i] = find(ns, d->kids[i]);
+		k[i] = find_built(ns, d->kids[i]);
 	qsort(k, d->n_kids, sizeof(node *), cmp_name);
 	for (size_t i = 0; i < d->n_kids; i++)
 		d->kids[i] = k[i]->ino;
@@ -293,7 +324,7 @@ static int sort_tree(qfs_ns *ns, node *d)
 	if (sort_kids(ns, d))
 		return -1;
 	for (size_t i = 0; i < d->n_kids; i++) {
-		node *k = find(ns, d->kids[i]);
+		node *k = find_built(ns, d->kids[i]);
 		if (k->is_dir && sort_tree(ns, k))
 			return -1;
 	}
@@ -639,8 +670,23 @@ static node *old_top(qfs_ns *ns, const uint64_t *kids, size_t nk, qsv_version *v
 	return NULL;
 }
 
-/* 2. Under the write lock: retire what went, build what came, new root list. */
-static void swap(qfs_ns *ns, qsv_version **now, size_t n_now)
+/* 2. Under the read lock: the trees of new versions, into pending.  NULL
+ *    where the version is unchanged (or the build failed: swap retries). */
+static node **build_new(qfs_ns *ns, qsv_version **now, size_t n_now)
+{
+	node **built = calloc(n_now + 1, sizeof(node *));
+	pthread_rwlock_rdlock(&ns->lock);
+	ns->building = 1;
+	for (size_t j = 0; built && j < n_now; j++)
+		if (by_name(ns->models, ns->n_models, now[j]->name) != now[j])
+			built[j] = build_model(ns, now[j]);
+	ns->building = 0;
+	pthread_rwlock_unlock(&ns->lock);
+	return built;
+}
+
+/* 3. Under the write lock: retire what went, add what came, new root list. */
+static void swap(qfs_ns *ns, qsv_version **now, size_t n_now, node **built)
 {
 	node *root = ns->root;
 	for (size_t i = 0; i < root->n_kids; i++) {
@@ -657,7 +703,7 @@ static void swap(qfs_ns *ns, qsv_version **now, size_t n_now)
 	root->n_kids = root->cap_kids = 0;
 	add_kid(root, ns->meta);
 	for (size_t j = 0; j < n_now; j++) {
-		node *top = old_top(ns, kids, nk, now[j]);
+		node *top = built && built[j] ? built[j] : old_top(ns, kids, nk, now[j]);
 		if (!top && !(top = build_model(ns, now[j]))) {
 			qsv_logf(ns->log, QSV_ERR, "%s: out of memory building its tree", now[j]->path);
 			continue;
@@ -684,8 +730,11 @@ void qfs_ns_rescan(qfs_ns *ns, qfs_changes *changed)
 		return;
 	}
 	note_changes(ns, now, n_now, changed);
+	node **built = build_new(ns, now, n_now);
 	pthread_rwlock_wrlock(&ns->lock);
-	swap(ns, now, n_now);
+	commit_pending(ns);
+	swap(ns, now, n_now, built);
+	free(built);
 	old = ns->models;
 	n_old = ns->n_models;
 	ns->models = now;
