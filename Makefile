@@ -18,7 +18,8 @@ TOOLS   := $(B)/genmodel $(B)/stcast $(B)/qsbench $(B)/libfailshim.so
 FS_LIBS := $(shell pkg-config --libs fuse3 liburing libsystemd 2>/dev/null)
 FS_CFLAGS := $(shell pkg-config --cflags fuse3 liburing libsystemd 2>/dev/null)
 
-.PHONY: all deps deps-apt check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak exports
+
+.PHONY: all bench-deps deps deps-apt check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak exports
 # keep objects of the unit tests between runs
 .SECONDARY:
 
@@ -94,7 +95,7 @@ $(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/fs/ns.o $(B)/asan/libqsserv
 
 # ---- set-up ------------------------------------------------------------------
 APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
-	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv time \
+	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv python3-dev time \
 	rsync bc dpkg-dev systemd clang libclang-rt-dev
 deps: deps-apt
 	@mkdir -p $(B)
@@ -146,7 +147,14 @@ demo: deps-apt
 	@$(MAKE) --no-print-directory -s all
 	@tests/demo.sh $(B)
 
-bench: all
+# the peers make bench compares against, in the test venv (torch and numpy kept at its pins)
+BENCH_PIP := zipnn==0.5.4 lmzip==1.3.0
+bench-deps: deps
+	@$(B)/venv/bin/pip install -q --disable-pip-version-check $(BENCH_PIP) torch==2.13.0 numpy==2.3.5 2>&1 \
+		| grep -v "^WARNING: Location" || true
+	@$(B)/venv/bin/python -c "import zipnn" && test -x $(B)/venv/bin/lmz
+
+bench: all bench-deps
 	@tests/bench/bench.sh $(B)
 
 # regenerate the committed golden container (only when the format changes on purpose)

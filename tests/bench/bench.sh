@@ -47,6 +47,7 @@ for m in gen minilm-bf16; do
 	zdt=$(secs sh -c "zstd -dc '$W/hi.zst' > /dev/null")
 	zstd -3 -T1 -qf "$W/lo.bin" -o "$W/lo.zst"
 	zdl=$(secs sh -c "zstd -dc '$W/lo.zst' > /dev/null")
+	cp "$W/hi.bin" "$W/hi-$m.bin"   # for the peers (peers.py)
 	"$B/qsbench" "$q" --reps 3 > "$W/dec.txt"
 	get() { sed -n "s/^$1 //p" "$W/dec.txt"; }
 	rows+=("$($PY - "$m" "$bytes" "$i8" "$W/info.json" "$zh" "$zl" "$t1" "$tall" "$rss" "$zct" "$zdt" "$zdl" \
@@ -63,6 +64,7 @@ PY
 )")
 done
 
+printf '%s\n' "${rows[@]}" > "$W/rows.txt"
 $PY - "${rows[@]}" <<'PY'
 import sys
 rows = [r.split("|") for r in sys.argv[1:]]
@@ -89,6 +91,9 @@ print()
 print("Goals (issue #2): qstore/floor <= 1.02; pack >= 400 MB/s/core; decode BF16 >= 1500 MB/s/core; decode INT8 >= 2000 MB/s/core.")
 PY
 rm -f "$W/hi.bin" "$W/lo.bin" "$W/hi.zst" "$W/lo.zst"
+
+# the peers that store BF16 losslessly, on the same bytes (installed by make bench-deps)
+"$B/venv/bin/python" "$(dirname "$0")/peers.py" "$B" "$W"
 
 # reads through the FUSE daemon (needs /dev/fuse)
 "$B/venv/bin/python" "$(dirname "$0")/fsbench.py" "$B" "$W"
