@@ -11,8 +11,21 @@
 
 #include "../common/codecs.h"
 
+/* What FSYM decodes after each sign+exponent symbol, worked out once per
+ * part instead of once per element: the float's fixed high bits, the first
+ * mantissa value and how the rest is coded (FORMAT.md "Sign+exponent
+ * symbols" with top = all ones). */
+enum { FD_BAD = 0, FD_ONE, FD_BITS, FD_UNIFORM, FD_COUNT };
+typedef struct fsym_desc {
+	uint32_t hi;             /* sign bit in place */
+	uint32_t first, n;       /* magnitudes (first + v) << shift, v < n */
+	uint8_t kind, k, shift;  /* FD_*; k for FD_BITS */
+	uint64_t step;           /* FD_UNIFORM: rans_step_make(n) */
+} fsym_desc;
+
 /* Per-thread decoder scratch. */
 typedef struct qs_dec_scratch {
+	fsym_desc fdesc[FT_MAX_SYMS];
 	ft_dec_entry tab[FT_M];
 	qs_qtab_cache qcache;
 } qs_dec_scratch;

@@ -155,10 +155,36 @@ static inline int room(const dstate d[4], ptrdiff_t need)
 
 /* ---- FSYM --------------------------------------------------------------- */
 
-ALWAYS_INLINE void fsym_one(uint64_t *x, dstate *d, const qs_fmtinfo *f, const ft_dec_entry *tab, uint8_t *out,
-			    unsigned shift, const int checked)
+static void fsym_desc_build(const qs_fmtinfo *f, unsigned shift, fsym_desc *fd)
 {
-	qs_store(f, out, fsym(x, d, f, tab, f->magmask, shift, checked));
+	for (uint32_t s = 0; s < f->nsym; s++) {
+		unsigned sh = shift;
+		uint32_t first, sign;
+		uint64_t n = qs_fsym_count_shifted(f, s, f->magmask, &sh, &first, &sign);
+		unsigned k = rans_log2_exact(n);
+		fd[s] = (fsym_desc){ sign << (f->exp_bits + f->mant_bits), first, (uint32_t)n,
+				     !n ? FD_BAD : n == 1 ? FD_ONE : k <= 16 ? FD_BITS : n <= RANS_UNIFORM_MAX ? FD_UNIFORM
+				     : FD_COUNT, (uint8_t)(k <= 16 ? k : 0), (uint8_t)sh, 0 };
+		if (fd[s].kind == FD_UNIFORM)
+			fd[s].step = rans_step_make((uint32_t)n);
+	}
+}
+
+/* fsym() under top = all ones, from the part's descriptors: the same
+ * decoding, without re-deriving a symbol's range for every element */
+ALWAYS_INLINE void fsym_one(uint64_t *x, dstate *d, const qs_fmtinfo *f, const fsym_desc *fd,
+			    const ft_dec_entry *tab, uint8_t *out, const int checked)
+{
+	const fsym_desc *e = &fd[sym(x, d, tab, checked)];
+	uint32_t v;
+	switch (e->kind) {
+	case FD_BITS: v = bits(x, d, e->k, checked); break;
+	case FD_ONE: v = 0; break;
+	case FD_UNIFORM: v = uniform(x, d, e->n, e->step, checked); break;
+	case FD_COUNT: v = count(x, d, e->n, checked); break;
+	default: *d->bad = 1; v = 0; break;
+	}
+	qs_store(f, out, e->kind == FD_BAD ? 0 : e->hi | (e->first + v) << e->shift);
 }
 
 int qs_dec_fsym(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n)
@@ -169,17 +195,19 @@ int qs_dec_fsym(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t
 	unsigned shift;
 	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, x, d, &bad) || (empty && n))
 		return -1;
+	fsym_desc_build(f, shift, s->fdesc);
+	const fsym_desc *fd = s->fdesc;
 	size_t i = 0, es = f->esize;
 	uint64_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
 	for (; i + 4 <= n && room(d, ELEM_WORD_BYTES); i += 4) {
-		fsym_one(&x0, &d[0], f, s->tab, out + i * es, shift, 0);
-		fsym_one(&x1, &d[1], f, s->tab, out + (i + 1) * es, shift, 0);
-		fsym_one(&x2, &d[2], f, s->tab, out + (i + 2) * es, shift, 0);
-		fsym_one(&x3, &d[3], f, s->tab, out + (i + 3) * es, shift, 0);
+		fsym_one(&x0, &d[0], f, fd, s->tab, out + i * es, 0);
+		fsym_one(&x1, &d[1], f, fd, s->tab, out + (i + 1) * es, 0);
+		fsym_one(&x2, &d[2], f, fd, s->tab, out + (i + 2) * es, 0);
+		fsym_one(&x3, &d[3], f, fd, s->tab, out + (i + 3) * es, 0);
 	}
 	x[0] = x0; x[1] = x1; x[2] = x2; x[3] = x3;
 	for (; i < n && !bad; i++)
-		fsym_one(&x[i & 3], &d[i & 3], f, s->tab, out + i * es, shift, 1);
+		fsym_one(&x[i & 3], &d[i & 3], f, fd, s->tab, out + i * es, 1);
 	return close_part(x, d);
 }
 
