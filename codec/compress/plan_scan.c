@@ -1,6 +1,9 @@
 /* plan_scan.c - the source files of a pack: a model directory (walked,
  * sorted by path so that the container does not depend on readdir order) or
- * one .safetensors file; each opened once. */
+ * one .safetensors file.  Links must stay inside the model's root; every file
+ * is checked to be inside it again on the descriptor it is read through, and
+ * to be unchanged (size, mtime, identity) before the container is committed.
+ * Safetensors files stay open; the others are opened when read. */
 #include "plan_int.h"
 
 #include <dirent.h>
