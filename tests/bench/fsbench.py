@@ -62,6 +62,33 @@ def mounted(fn, opts=()):
         m.close()
 
 
+def lmz_mount(src, read):
+    """(MB/s, peak RSS KiB) of READ through lmz's mount of SRC on a fresh
+    mount, or None when lmz is not installed (make bench-deps)."""
+    lmz = os.path.join(os.path.dirname(sys.executable), "lmz")
+    if not os.path.exists(lmz):
+        return None
+    store, mnt = os.path.join(WORK, "lmz-store"), os.path.join(WORK, "lmz-mnt")
+    os.makedirs(mnt, exist_ok=True)
+    if not os.path.exists(os.path.join(store, "index.json")):
+        subprocess.run([lmz, "add", "--store", store, "--name", "gen8", "-q", src], check=True)
+    subprocess.run([lmz, "mount", "--store", store, mnt, "-d", "-q"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while not os.path.isdir(os.path.join(mnt, "gen8")) and time.time() < deadline:
+            time.sleep(0.05)
+        speed = read(os.path.join(mnt, "gen8"))
+        pid = subprocess.run(["pgrep", "-f", f"lmz mount --store {store}"], capture_output=True,
+                             text=True).stdout.split()
+        hwm = 0
+        for p in pid:
+            with open(f"/proc/{p}/status") as f:
+                hwm = max([hwm] + [int(l.split()[1]) for l in f if l.startswith("VmHWM")])
+        return speed, hwm
+    finally:
+        subprocess.run([lmz, "unmount", mnt], check=False, capture_output=True)
+
+
 def main():
     src = os.path.join(WORK, "gen8")
     back = os.path.join(WORK, "back")
@@ -132,6 +159,12 @@ def main():
         return lat[len(lat) // 2], lat[int(len(lat) * 0.99)], statistics.mean(lat)
     p50, p99, mean = mounted(random_4k)
 
+    def shards_in_order(root):
+        n, t = timed(lambda: sum(read_file(os.path.join(root, s)) for s in shards))
+        return n / t
+    r["8 shards read in order, cold"] = mounted(lambda m: shards_in_order(m.path("gen8", "bf16")))
+    lmz = lmz_mount(src, shards_in_order)
+
     print(f"\nqstorefs reads: {size / 1e6:.0f} MB generated BF16 model, 8 shards; cache_size={CACHE}; "
           f"{os.cpu_count()} cores\n")
     print("| measurement | MB/s |")
@@ -140,6 +173,10 @@ def main():
         print(f"| {k} | {v / 1e6:.0f} |")
     print(f"\nrandom 4 KiB preads on a cold mount (2000): p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
           f"mean {mean * 1e3:.2f} ms")
+    if lmz:
+        print(f"\nlmz 1.3.0's mount (PyPI lmzip, `lmz add` + `lmz mount -d`), the same 8 shards read in order, cold: "
+              f"{lmz[0] / 1e6:.0f} MB/s, daemon peak RSS {lmz[1] / 1024:.0f} MiB; "
+              f"qstorefs / lmz = {r['8 shards read in order, cold'] / lmz[0]:.2f}")
     print(f"daemon peak RSS over all runs: {rss_peak[0] / 1024:.0f} MiB (cache_size {CACHE} + 72 MiB allowed: 48 MiB pinned by reads in flight, 24 MiB fixed)")
     print("goals (issue #3): cold BF16 >= 1.5 x zstd -dc and >= 1600 MB/s; INT8 cold >= 2000 MB/s; "
           "warm >= 0.8 x plain page cache; 8 readers >= single reader")
