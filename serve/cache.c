@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qstore.h"
+
 enum { E_LOADING, E_READY, E_FAILED };
 
 struct qsv_entry {
@@ -17,12 +19,26 @@ struct qsv_entry {
 	qsv_entry *prev, *next;         /* LRU list: head = most recent */
 };
 
+/* Buffers of evicted entries, kept for the next entry of the same size
+ * (chunks mostly share one size): a new entry then costs no mmap, no page
+ * faults and no zeroing by the kernel.  Pooled bytes count against the
+ * capacity like cached ones, so the memory bound is unchanged. */
+#define POOL_CLASSES 4
+#define POOL_MIN (64u << 10)
+typedef struct pool {
+	size_t size;
+	uint8_t **bufs;
+	size_t n, cap;
+} pool;
+
 struct qsv_cache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	qsv_entry **buckets;
 	size_t nbuckets;
 	qsv_entry *head, *tail;
+	pool pools[POOL_CLASSES];
+	uint64_t pooled;                /* bytes in pools */
 	qsv_cache_stats st;
 };
 
@@ -77,10 +93,57 @@ static void table_remove(qsv_cache *c, qsv_entry *e)
 	c->st.entries--;
 }
 
+static pool *pool_for(qsv_cache *c, size_t size, int make)
+{
+	pool *spare = NULL;
+	for (int i = 0; i < POOL_CLASSES; i++) {
+		if (c->pools[i].size == size)
+			return &c->pools[i];
+		if (!c->pools[i].n && !spare)
+			spare = &c->pools[i];
+	}
+	if (!make || !spare)
+		return NULL;
+	spare->size = size;   /* an empty class takes the new size */
+	return spare;
+}
+
+/* Keep BUF for reuse if there is room under the capacity; else free it. */
+static void release_buf(qsv_cache *c, uint8_t *buf, size_t size)
+{
+	pool *p = size >= POOL_MIN && c->st.used + c->pooled + size <= c->st.capacity ? pool_for(c, size, 1) : NULL;
+	if (p && !qs_grow((void **)&p->bufs, &p->cap, p->n + 1, sizeof(*p->bufs))) {
+		p->bufs[p->n++] = buf;
+		c->pooled += size;
+		return;
+	}
+	free(buf);
+}
+
+static uint8_t *take_buf(qsv_cache *c, size_t size)
+{
+	pool *p = pool_for(c, size, 0);
+	if (p && p->n) {
+		c->pooled -= size;
+		return p->bufs[--p->n];
+	}
+	return malloc(size ? size : 1);
+}
+
+/* Give pooled buffers back until NEED more bytes fit under the capacity. */
+static void trim_pools(qsv_cache *c, size_t need)
+{
+	for (int i = 0; i < POOL_CLASSES && c->st.used + c->pooled + need > c->st.capacity; i++)
+		while (c->pools[i].n && c->st.used + c->pooled + need > c->st.capacity) {
+			free(c->pools[i].bufs[--c->pools[i].n]);
+			c->pooled -= c->pools[i].size;
+		}
+}
+
 static void destroy(qsv_cache *c, qsv_entry *e)
 {
 	c->st.used -= e->size;
-	free(e->data);
+	release_buf(c, e->data, e->size);
 	free(e);
 }
 
@@ -88,6 +151,7 @@ static void destroy(qsv_cache *c, qsv_entry *e)
 static void evict(qsv_cache *c, size_t need)
 {
 	qsv_entry *e = c->tail;
+	trim_pools(c, need);
 	while (e && c->st.used + need > c->st.capacity) {
 		qsv_entry *prev = e->prev;
 		if (!e->holds && e->state != E_LOADING) {
@@ -97,6 +161,10 @@ static void evict(qsv_cache *c, size_t need)
 		}
 		e = prev;
 	}
+	/* what evicting just pooled may be NEED's room: unless a pooled buffer
+	 * of NEED's size will be taken for it, give them back */
+	pool *p = pool_for(c, need, 0);
+	trim_pools(c, p && p->n ? 0 : need);
 }
 
 qsv_entry *qsv_cache_get(qsv_cache *c, uint64_t gen, uint64_t key, size_t size, int mode, int *load)
@@ -141,7 +209,7 @@ qsv_entry *qsv_cache_get(qsv_cache *c, uint64_t gen, uint64_t key, size_t size, 
 	}
 	evict(c, size);
 	qsv_entry *e = calloc(1, sizeof(*e));
-	uint8_t *data = e ? malloc(size ? size : 1) : NULL;
+	uint8_t *data = e ? take_buf(c, size) : NULL;
 	if (!data) {
 		free(e);
 		pthread_mutex_unlock(&c->mu);
@@ -208,6 +276,7 @@ void qsv_cache_get_stats(qsv_cache *c, qsv_cache_stats *s)
 {
 	pthread_mutex_lock(&c->mu);
 	*s = c->st;
+	s->pooled = c->pooled;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -219,6 +288,11 @@ void qsv_cache_free(qsv_cache *c)
 		next = e->next;
 		free(e->data);
 		free(e);
+	}
+	for (int i = 0; i < POOL_CLASSES; i++) {
+		while (c->pools[i].n)
+			free(c->pools[i].bufs[--c->pools[i].n]);
+		free(c->pools[i].bufs);
 	}
 	free(c->buckets);
 	pthread_mutex_destroy(&c->mu);

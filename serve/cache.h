@@ -17,6 +17,7 @@ typedef struct qsv_entry qsv_entry;
 
 typedef struct qsv_cache_stats {
 	uint64_t capacity, used, entries;
+	uint64_t pooled;                /* buffers kept for reuse; used + pooled <= capacity */
 	uint64_t hits, misses, evictions, waits;
 	uint64_t prefetch_issued, prefetch_used;
 } qsv_cache_stats;

@@ -156,6 +156,42 @@ static void test_cache_bound(void **state)
 	qsv_server_free(s);
 }
 
+/* Evicted chunk buffers are reused for new chunks of their size, and what
+ * the cache keeps (entries + pooled buffers) stays within its capacity. */
+static void test_buffer_reuse(void **state)
+{
+	(void)state;
+	const size_t sz = 1 << 20;
+	qsv_cache *c = qsv_cache_new(4 * sz);
+	uint8_t *seen[64];
+	int reused = 0;
+	for (uint64_t k = 0; k < 64; k++) {
+		int own;
+		qsv_entry *e = qsv_cache_get(c, 1, k, sz, QSV_GET_WAIT, &own);
+		assert_non_null(e);
+		assert_true(own);
+		seen[k] = qsv_entry_data(e);
+		for (uint64_t j = 0; j < k && !reused; j++)
+			reused = seen[j] == seen[k];
+		memset(qsv_entry_data(e), (int)k, sz);
+		qsv_cache_publish(c, e, 1);
+		qsv_cache_put(c, e);
+		qsv_cache_stats cs;
+		qsv_cache_get_stats(c, &cs);
+		assert_true(cs.used + cs.pooled <= cs.capacity);
+	}
+	assert_true(reused);
+	/* a different size takes its own buffers; a full cache gives pooled ones back first */
+	int own;
+	qsv_entry *e = qsv_cache_get(c, 1, 1000, 3 * sz, QSV_GET_WAIT, &own);
+	qsv_cache_publish(c, e, 1);
+	qsv_cache_put(c, e);
+	qsv_cache_stats cs;
+	qsv_cache_get_stats(c, &cs);
+	assert_true(cs.used + cs.pooled <= cs.capacity);
+	qsv_cache_free(c);
+}
+
 typedef struct racer { qsv_cache *c; int loads; qsv_entry *e; } racer;
 
 static void *get_one(void *arg)
@@ -279,6 +315,31 @@ static void test_prefetch_runs(void **state)
 	qsv_server_free(s);   /* joins the workers, drops their references */
 }
 
+/* The prefetch window never exceeds a quarter of the cache, whatever
+ * prefetch_max says: a larger one evicts what it prefetched before it is read. */
+static void test_window_capped_by_cache(void **state)
+{
+	fixture *fx = *state;
+	qsv_server *s = qsv_server_new(16 << 20, 64 << 20, 1, &fx->log);
+	qsv_version *v = open_version(s, fx->qst);
+	qsv_file f;
+	ssize_t big = qs_single_file(v->c, QS_VIEW_HIGH, NULL);
+	qsv_file_open(&f, v, QS_VIEW_HIGH, (size_t)big);
+	uint64_t top = 0;
+	for (uint64_t off = 0; off < 8 * 65536; off += 65536) {   /* sequential: the window doubles */
+		qsv_reply rep;
+		assert_int_equal(qsv_read(s, &f, off, 65536, &rep), 0);
+		qsv_reply_release(s, &rep);
+		pthread_mutex_lock(&f.mu);
+		top = f.w.window > top ? f.w.window : top;
+		pthread_mutex_unlock(&f.mu);
+	}
+	assert_int_equal(top, 4 << 20);
+	qsv_file_close(&f);
+	qsv_version_unref(v);
+	qsv_server_free(s);
+}
+
 /* A replaced container is a new version with its own cache space; an
  * open file of the old one reads the old bytes to the end; the old
  * version's entries go when its last reference does. */
@@ -342,6 +403,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reads_equal_qs_read),
 		cmocka_unit_test(test_cache_bound),
+		cmocka_unit_test(test_buffer_reuse),
+		cmocka_unit_test(test_window_capped_by_cache),
 		cmocka_unit_test(test_single_flight),
 		cmocka_unit_test(test_eviction_under_pinning),
 		cmocka_unit_test(test_window),
