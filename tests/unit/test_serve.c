@@ -156,6 +156,25 @@ static void test_cache_bound(void **state)
 	qsv_server_free(s);
 }
 
+/* One new entry of SIZE bytes for KEY, filled, published and let go; its
+ * data pointer returned.  The cache's entries and pooled buffers must then
+ * fit in its capacity. */
+static uint8_t *add_entry(qsv_cache *c, uint64_t key, size_t size)
+{
+	int own;
+	qsv_entry *e = qsv_cache_get(c, 1, key, size, QSV_GET_WAIT, &own);
+	assert_non_null(e);
+	assert_true(own);
+	uint8_t *data = qsv_entry_data(e);
+	memset(data, (int)key, size);
+	qsv_cache_publish(c, e, 1);
+	qsv_cache_put(c, e);
+	qsv_cache_stats cs;
+	qsv_cache_get_stats(c, &cs);
+	assert_true(cs.used + cs.pooled <= cs.capacity);
+	return data;
+}
+
 /* Evicted chunk buffers are reused for new chunks of their size, and what
  * the cache keeps (entries + pooled buffers) stays within its capacity. */
 static void test_buffer_reuse(void **state)
@@ -166,29 +185,12 @@ static void test_buffer_reuse(void **state)
 	uint8_t *seen[64];
 	int reused = 0;
 	for (uint64_t k = 0; k < 64; k++) {
-		int own;
-		qsv_entry *e = qsv_cache_get(c, 1, k, sz, QSV_GET_WAIT, &own);
-		assert_non_null(e);
-		assert_true(own);
-		seen[k] = qsv_entry_data(e);
+		seen[k] = add_entry(c, k, sz);
 		for (uint64_t j = 0; j < k && !reused; j++)
 			reused = seen[j] == seen[k];
-		memset(qsv_entry_data(e), (int)k, sz);
-		qsv_cache_publish(c, e, 1);
-		qsv_cache_put(c, e);
-		qsv_cache_stats cs;
-		qsv_cache_get_stats(c, &cs);
-		assert_true(cs.used + cs.pooled <= cs.capacity);
 	}
 	assert_true(reused);
-	/* a different size takes its own buffers; a full cache gives pooled ones back first */
-	int own;
-	qsv_entry *e = qsv_cache_get(c, 1, 1000, 3 * sz, QSV_GET_WAIT, &own);
-	qsv_cache_publish(c, e, 1);
-	qsv_cache_put(c, e);
-	qsv_cache_stats cs;
-	qsv_cache_get_stats(c, &cs);
-	assert_true(cs.used + cs.pooled <= cs.capacity);
+	add_entry(c, 1000, 3 * sz);   /* another size: the pooled 1 MiB buffers make room first */
 	qsv_cache_free(c);
 }
 
@@ -292,15 +294,23 @@ static void test_window(void **state)
 	assert_int_equal(w.window, 512 << 10);   /* never above the maximum */
 }
 
+/* The fixture's merged high view, opened as F on a version of S. */
+static qsv_version *open_single_file(qsv_server *s, fixture *fx, qsv_file *f)
+{
+	qsv_version *v = open_version(s, fx->qst);
+	ssize_t big = qs_single_file(v->c, QS_VIEW_HIGH, NULL);
+	assert_true(big >= 0);
+	qsv_file_open(f, v, QS_VIEW_HIGH, (size_t)big);
+	return v;
+}
+
 /* With workers, sequential reads queue prefetch that gets used. */
 static void test_prefetch_runs(void **state)
 {
 	fixture *fx = *state;
 	qsv_server *s = qsv_server_new(64 << 20, 1 << 20, 2, &fx->log);
-	qsv_version *v = open_version(s, fx->qst);
 	qsv_file f;
-	ssize_t big = qs_single_file(v->c, QS_VIEW_HIGH, NULL);
-	qsv_file_open(&f, v, QS_VIEW_HIGH, (size_t)big);
+	qsv_version *v = open_single_file(s, fx, &f);
 	qsv_reply rep;
 	assert_int_equal(qsv_read(s, &f, 0, 4096, &rep), 0);
 	qsv_reply_release(s, &rep);
@@ -321,10 +331,8 @@ static void test_window_capped_by_cache(void **state)
 {
 	fixture *fx = *state;
 	qsv_server *s = qsv_server_new(16 << 20, 64 << 20, 1, &fx->log);
-	qsv_version *v = open_version(s, fx->qst);
 	qsv_file f;
-	ssize_t big = qs_single_file(v->c, QS_VIEW_HIGH, NULL);
-	qsv_file_open(&f, v, QS_VIEW_HIGH, (size_t)big);
+	qsv_version *v = open_single_file(s, fx, &f);
 	uint64_t top = 0;
 	for (uint64_t off = 0; off < 8 * 65536; off += 65536) {   /* sequential: the window doubles */
 		qsv_reply rep;
