@@ -65,6 +65,11 @@ qsv_cache *qsv_cache_new(uint64_t capacity)
 	return c;
 }
 
+uint64_t qsv_cache_capacity(const qsv_cache *c)
+{
+	return c->st.capacity;
+}
+
 static void lru_unlink(qsv_cache *c, qsv_entry *e)
 {
 	if (e->prev) e->prev->next = e->next; else c->head = e->next;

@@ -23,6 +23,8 @@ typedef struct qsv_cache_stats {
 } qsv_cache_stats;
 
 qsv_cache *qsv_cache_new(uint64_t capacity);
+/* Its capacity (fixed at creation: read without the lock). */
+uint64_t qsv_cache_capacity(const qsv_cache *c);
 void qsv_cache_free(qsv_cache *c);
 
 enum { QSV_GET_WAIT = 0, QSV_GET_TRY = 1, QSV_GET_PREFETCH = 2 };

@@ -28,7 +28,6 @@ qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, unsigned 
 	qsv_budget_init(&s->pins, QSV_PIN_BUDGET);
 	int key = pthread_key_create(&s->io_key, qsv_io_free);
 	s->cache = qsv_cache_new(cache_size);
-	s->cache_capacity = cache_size;
 	s->pf = workers ? qsv_prefetch_start(s, workers) : NULL;
 	if (key || !s->cache || (workers && !s->pf)) {
 		if (!key)
@@ -125,7 +124,7 @@ static void after_read(qsv_server *s, qsv_file *f, uint64_t off, uint64_t len)
 	/* a window near the cache's size evicts what it prefetched before it is
 	 * read (cache_size=64M with the 64M default window decoded 40% of the
 	 * chunks twice): a quarter of the cache at most */
-	uint64_t max = atomic_load(&s->prefetch_max), cap = s->cache_capacity / 4, from, to;
+	uint64_t max = atomic_load(&s->prefetch_max), cap = qsv_cache_capacity(s->cache) / 4, from, to;
 	max = max < cap ? max : cap;
 	if (!max || !s->pf)
 		return;

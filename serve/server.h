@@ -36,7 +36,6 @@ typedef struct qsv_version qsv_version;
 typedef struct qsv_server {
 	qsv_log *log;
 	qsv_cache *cache;
-	uint64_t cache_capacity;
 	qsv_prefetcher *pf;
 	qsv_counters n;
 	atomic_uint_fast64_t prefetch_max;   /* SIGHUP may change it: atomic */
