@@ -91,7 +91,8 @@ static void insert(qfs_ns *ns, node *n)
 static node *find_built(qfs_ns *ns, uint64_t ino)
 {
 	node *n = find(ns, ino);
-	for (n = n ? n : *pending_bucket(ns, ino); n && n->ino != ino; n = n->hnext) {}
+	if (!n)
+		for (n = *pending_bucket(ns, ino); n && n->ino != ino; n = n->hnext) {}
 	return n;
 }
 

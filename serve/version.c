@@ -84,16 +84,18 @@ qs_reader *qsv_version_reader(qsv_version *v, qs_error *err)
 void qsv_version_reader_done(qsv_version *v, qs_reader *r)
 {
 	pthread_mutex_lock(&v->mu);
-	if (v->n_idle < MAX_IDLE_READERS && atomic_fetch_add(&v->srv->idle_readers, 1) < QSV_MAX_IDLE_READERS) {
-		if (!v->idle)
-			v->idle = calloc(MAX_IDLE_READERS, sizeof(*v->idle));
-		if (v->idle) {
-			v->idle[v->n_idle++] = r;
-			r = NULL;
-		}
+	/* a place in the server-wide count is taken first, and given back when
+	 * the reader is not kept after all */
+	int counted = v->n_idle < MAX_IDLE_READERS;
+	int keep = counted && atomic_fetch_add(&v->srv->idle_readers, 1) < QSV_MAX_IDLE_READERS;
+	if (keep && !v->idle)
+		v->idle = calloc(MAX_IDLE_READERS, sizeof(*v->idle));
+	if (keep && v->idle) {
+		v->idle[v->n_idle++] = r;
+		r = NULL;
+	} else if (counted) {
+		atomic_fetch_sub(&v->srv->idle_readers, 1);
 	}
-	if (r && v->n_idle < MAX_IDLE_READERS)
-		atomic_fetch_sub(&v->srv->idle_readers, 1);   /* counted above, not kept */
 	pthread_mutex_unlock(&v->mu);
 	qs_reader_free(r);
 }

@@ -178,17 +178,13 @@ static int create_tmp(const char *dir, const char *base, char **tmp)
 		if (asprintf(tmp, "%s/.%s.tmp.%ld.%s", dir, base, (long)getpid(), tag) < 0)
 			return -ENOMEM;
 		int fd = open(*tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);   /* read back: hash_int8_view */
-		if (fd >= 0 || errno != EEXIST) {
-			int e = errno;
-			if (fd < 0) {
-				free(*tmp);
-				*tmp = NULL;
-				return -e;
-			}
+		if (fd >= 0)
 			return fd;
-		}
+		int e = errno;
 		free(*tmp);
 		*tmp = NULL;
+		if (e != EEXIST)
+			return -e;
 	}
 	return -EEXIST;
 }
