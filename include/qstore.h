@@ -43,7 +43,7 @@ extern "C" {
 #define QS_API
 #endif
 
-#define QSTORE_VERSION_STRING "0.1.0"
+#define QSTORE_VERSION_STRING "0.2.0"
 
 /* Every call that can fail fills one of these with a one-line message that
  * names the file (and tensor, chunk) concerned. */

@@ -13,7 +13,7 @@
 
 #define QS_HEADER_SIZE 64
 #define QS_TRAILER_SIZE 128
-#define QS_FORMAT_VERSION 1
+#define QS_FORMAT_VERSION 2
 #define QS_CHUNK_REC 32
 #define QS_EXTENT_REC 32
 /* "\x89QSTORE\n": a high byte and a newline catch text-mode transfers */

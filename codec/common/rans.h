@@ -1,13 +1,19 @@
 /*
  * rans.h - the entropy coder every float codec shares.
  *
- * Range asymmetric numeral systems (Duda) with a 64-bit state and 32-bit
- * renormalisation words, four states interleaved so that consecutive symbols
- * do not wait on each other.  The state x always lies in [RANS_L, RANS_L<<32).
+ * Range asymmetric numeral systems (Duda) with 64-bit states and 32-bit
+ * renormalisation words.  Up to 32 states are interleaved (element j of a
+ * part uses state j mod ways): each state's decode is a serial chain of a
+ * table load, a multiply and a refill, and independent chains run side by
+ * side.  Scalar code stops gaining at about 8 (measured: 8, 16 and 32 states
+ * decode within 2% of each other); 32 is four AVX-512 vectors of 64-bit
+ * lanes, so SIMD kernels can use the same streams.
+ * The state x always lies in [RANS_L, RANS_L<<32).
  *
- * A symbol is (start, freq) out of a total of 2^bits, bits <= 16.  Three
- * kinds of symbol use it:
+ * A symbol is (start, freq) out of a total of 2^bits, bits <= 31.  The kinds:
  *   - table symbols: frequencies normalised to 2^12 (freqtab.c);
+ *   - table symbols with w raw bits above the slot (a sign+exponent symbol
+ *     and its power-of-two mantissa in one step: freq f out of 2^(12+w));
  *   - uniform symbols: a value in [0, n) with n <= 2^16, each value given
  *     the slots from floor(i * 2^16 / n) (see rans_step_make); this is how the
  *     position of a float inside its INT8 bucket is coded, at log2(n) bits
@@ -19,12 +25,13 @@
  * position with the exact n of the row is what keeps the residual at the
  * information limit (BRIEF.md: keyed on q alone it costs +23%).
  *
- * Stream layout (FORMAT.md "rANS streams"): 4 x u64 initial decoder states,
- * 4 x u32 word counts, then each state's u32 words in the order its decoder
- * consumes them (one word stream per state, so that refilling one state
- * never waits on another's pointer).  The encoder starts every state at
- * RANS_L; the decoder must end with all four back at RANS_L and every word
- * consumed, which catches most damage before the checksum does.  The
+ * Stream layout (FORMAT.md "rANS streams"): u8 ways (1, 2, 4, 8, 16 or 32),
+ * ways x u64 initial decoder states, then one stream of u32 words in the
+ * order the decoder consumes them, whichever state takes them.  One stream
+ * rather than one per state: the decoder checks a single pointer against the
+ * end, and the header stays 8 bytes per state.  The encoder starts every state
+ * at RANS_L; the decoder must end with all of them back at RANS_L and every
+ * word consumed, which catches most damage before the checksum does.  The
  * decoding loops live in decompress/float_dec.c, specialised per codec.
  */
 #ifndef QS_RANS_H
@@ -35,10 +42,15 @@
 #include <string.h>
 
 #define RANS_L (1ull << 31)
-#define RANS_WAYS 4
+#define RANS_MAX_WAYS 32
 #define RANS_UNIFORM_BITS 16
 #define RANS_UNIFORM_MAX (1u << RANS_UNIFORM_BITS)
+/* widest mantissa coded in the same step as its table symbol: 12 + 19 = 31 */
+#define RANS_JOINT_MAX_BITS 19
 
+/* The number of states an encoder uses for a part of n elements: 32 pays
+ * for its 256-byte header from a few thousand elements on. */
+static inline unsigned rans_ways_for(size_t n) { return n >= 4096 ? 32 : 4; }
 /* ---- exact division by a reciprocal ------------------------------------
  * Encoder: floor(x / d) for x < 2^63 and 1 <= d <= 2^16 without a divide:
  * m = ceil(2^(63+l) / d) with l = ceil(log2 d) gives floor(x/d) =
@@ -78,36 +90,36 @@ static inline uint32_t rans_uniform_start(uint32_t v, uint64_t step) { return (u
 /* ---- encoder ---------------------------------------------------------- */
 
 typedef struct rans_enc {
-	uint64_t x[RANS_WAYS];
-	/* each state has its own word stream, written backwards: a decoder
-	 * refilling one state then never waits on another's pointer */
-	uint32_t *ptr[RANS_WAYS], *lim[RANS_WAYS], *top[RANS_WAYS];
+	uint64_t x[RANS_MAX_WAYS];
+	unsigned ways;
+	/* one word stream, written backwards from top towards lim */
+	uint32_t *ptr, *lim, *top;
 	int overflow;
 	const rans_recip *recip; /* recip[f] for f in [1, 2^16] */
 } rans_enc;
 
-/* buf holds RANS_WAYS regions of `words` words each */
-static inline void rans_enc_init(rans_enc *e, uint32_t *buf, size_t words, const rans_recip *recip)
+static inline void rans_enc_init(rans_enc *e, uint32_t *buf, size_t words, unsigned ways, const rans_recip *recip)
 {
-	for (int i = 0; i < RANS_WAYS; i++) {
+	for (unsigned i = 0; i < RANS_MAX_WAYS; i++)
 		e->x[i] = RANS_L;
-		e->lim[i] = buf + i * words;
-		e->top[i] = e->ptr[i] = buf + (i + 1) * words;
-	}
+	e->ways = ways;
+	e->lim = buf;
+	e->top = e->ptr = buf + words;
 	e->overflow = 0;
 	e->recip = recip;
 }
 
-static inline void rans_put(rans_enc *e, int way, uint32_t start, uint32_t freq, unsigned bits)
+/* freq <= 2^16, bits <= 31 */
+static inline void rans_put(rans_enc *e, unsigned way, uint32_t start, uint32_t freq, unsigned bits)
 {
 	uint64_t x = e->x[way];
 	uint64_t xmax = ((RANS_L >> bits) << 32) * freq;
 	if (x >= xmax) {
-		if (e->ptr[way] == e->lim[way]) {
+		if (e->ptr == e->lim) {
 			e->overflow = 1;
 			return;
 		}
-		*--e->ptr[way] = (uint32_t)x;
+		*--e->ptr = (uint32_t)x;
 		x >>= 32;
 	}
 	uint64_t q = rans_recip_div(x, e->recip[freq]);
@@ -115,14 +127,14 @@ static inline void rans_put(rans_enc *e, int way, uint32_t start, uint32_t freq,
 }
 
 /* value in [0, 2^k), k <= 16: raw bits, no division */
-static inline void rans_put_bits(rans_enc *e, int way, uint32_t v, unsigned k)
+static inline void rans_put_bits(rans_enc *e, unsigned way, uint32_t v, unsigned k)
 {
 	if (k)
 		rans_put(e, way, v, 1, k);
 }
 
 /* value in [0, n), 2 <= n <= 2^16, step = rans_step_make(n) */
-static inline void rans_put_uniform(rans_enc *e, int way, uint32_t v, uint64_t step)
+static inline void rans_put_uniform(rans_enc *e, unsigned way, uint32_t v, uint64_t step)
 {
 	uint32_t start = rans_uniform_start(v, step);
 	rans_put(e, way, start, rans_uniform_start(v + 1, step) - start, RANS_UNIFORM_BITS);
@@ -136,7 +148,7 @@ static inline unsigned rans_log2_exact(uint64_t n) /* k if n == 2^k, else 64 */
 /* value in [0, n) for any 1 <= n <= 2^32.  Powers of two are raw bits; above
  * 2^16 the value is split into a uniform high part and 16 raw low bits (the
  * decoder rejects a result >= n). */
-static inline void rans_put_count(rans_enc *e, int way, uint32_t v, uint64_t n)
+static inline void rans_put_count(rans_enc *e, unsigned way, uint32_t v, uint64_t n)
 {
 	unsigned k = rans_log2_exact(n);
 	if (k <= 16) {
@@ -149,62 +161,52 @@ static inline void rans_put_count(rans_enc *e, int way, uint32_t v, uint64_t n)
 	}
 }
 
-#define RANS_HEADER_BYTES (RANS_WAYS * 12)
-
-/* Write the stream (states, word counts, each state's words) into out, which
- * has room for cap bytes.  Returns its length, or 0 on overflow / no room. */
+/* Write the stream (ways, states, words) into out, which has room for cap
+ * bytes.  Returns its length, or 0 on overflow / no room. */
 static inline size_t rans_enc_finish(rans_enc *e, uint8_t *out, size_t cap)
 {
-	size_t len = RANS_HEADER_BYTES;
-	if (e->overflow)
+	size_t nw = (size_t)(e->top - e->ptr), len = 1 + 8 * (size_t)e->ways + 4 * nw;
+	if (e->overflow || len > cap)
 		return 0;
-	for (int i = 0; i < RANS_WAYS; i++)
-		len += (size_t)(e->top[i] - e->ptr[i]) * 4;
-	if (len > cap)
-		return 0;
-	uint8_t *o = out + RANS_HEADER_BYTES;
-	for (int i = 0; i < RANS_WAYS; i++) {
+	out[0] = (uint8_t)e->ways;
+	for (unsigned i = 0; i < e->ways; i++) {
 		uint32_t lo = (uint32_t)e->x[i], hi = (uint32_t)(e->x[i] >> 32);
-		uint32_t nw = (uint32_t)(e->top[i] - e->ptr[i]);
-		memcpy(out + 8 * i, &lo, 4);
-		memcpy(out + 8 * i + 4, &hi, 4);
-		memcpy(out + 8 * RANS_WAYS + 4 * i, &nw, 4);
-		memcpy(o, e->ptr[i], (size_t)nw * 4);
-		o += (size_t)nw * 4;
+		memcpy(out + 1 + 8 * i, &lo, 4);
+		memcpy(out + 5 + 8 * i, &hi, 4);
 	}
+	memcpy(out + 1 + 8 * (size_t)e->ways, e->ptr, nw * 4);
 	return len;
 }
 
 /* ---- decoder ---------------------------------------------------------- */
 
 typedef struct rans_dec {
-	uint64_t x[RANS_WAYS];
-	const uint8_t *ptr[RANS_WAYS], *end[RANS_WAYS];
+	uint64_t x[RANS_MAX_WAYS];
+	unsigned ways;
+	const uint8_t *ptr, *end;
 } rans_dec;
 
-/* Parse the stream header; every word count is checked against len. */
+/* Parse the stream header: ways a power of two <= 32, every state in range,
+ * whole words after it. */
 static inline int rans_dec_init(rans_dec *d, const uint8_t *p, size_t len)
 {
-	if (len < RANS_HEADER_BYTES)
+	if (len < 1)
 		return -1;
-	uint64_t words = 0;
-	const uint8_t *w = p + RANS_HEADER_BYTES;
-	for (int i = 0; i < RANS_WAYS; i++) {
-		uint32_t lo, hi, nw;
-		memcpy(&lo, p + 8 * i, 4);
-		memcpy(&hi, p + 8 * i + 4, 4);
-		memcpy(&nw, p + 8 * RANS_WAYS + 4 * i, 4);
+	unsigned ways = p[0];
+	if (!ways || ways > RANS_MAX_WAYS || (ways & (ways - 1)) || len < 1 + 8 * (size_t)ways)
+		return -1;
+	d->ways = ways;
+	for (unsigned i = 0; i < ways; i++) {
+		uint32_t lo, hi;
+		memcpy(&lo, p + 1 + 8 * i, 4);
+		memcpy(&hi, p + 5 + 8 * i, 4);
 		d->x[i] = (uint64_t)lo | (uint64_t)hi << 32;
 		if (d->x[i] < RANS_L || (d->x[i] >> 63))
 			return -1;
-		words += nw;
-		if (words * 4 > len - RANS_HEADER_BYTES)
-			return -1;
-		d->ptr[i] = w;
-		w += (size_t)nw * 4;
-		d->end[i] = w;
 	}
-	return words * 4 == len - RANS_HEADER_BYTES ? 0 : -1;
+	d->ptr = p + 1 + 8 * (size_t)ways;
+	d->end = p + len;
+	return (d->end - d->ptr) % 4 ? -1 : 0;
 }
 
 #endif /* QS_RANS_H */

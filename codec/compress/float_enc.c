@@ -20,9 +20,9 @@ qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip)
 	if (!s)
 		return NULL;
 	s->max_elems = max_elems;
-	/* per state: at most 3 words for each of its elements */
-	s->n_words = 3 * (max_elems / RANS_WAYS + 1) + 4;
-	s->words = malloc(s->n_words * 4 * RANS_WAYS);
+	/* at most 3 words for each element */
+	s->n_words = 3 * max_elems + 8;
+	s->words = malloc(s->n_words * 4);
 	if (!s->words) {
 		free(s);
 		return NULL;
@@ -59,13 +59,22 @@ static size_t emit(uint8_t *out, int tag, int shift, const ft_enc *ft, rans_enc 
 	return 1 + raw_len;
 }
 
-static inline void put_fsym(rans_enc *e, int way, const qs_fmtinfo *f, const ft_enc *ft,
+/* A sign+exponent symbol and its mantissa: one joint step when the mantissa
+ * takes w <= 19 raw bits (the bits above the table slot), else the symbol
+ * followed by count(n) (FORMAT.md "Sign+exponent symbols"). */
+static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, const ft_enc *ft,
 			    uint32_t bits, uint32_t top, unsigned shift)
 {
 	uint32_t base, first, sign;
 	uint32_t sym = qs_fsym(f, bits, &base);
 	uint64_t count = qs_fsym_count_shifted(f, sym, top, &shift, &first, &sign);
-	rans_put_count(e, way, ((bits & f->magmask) >> shift) - first, count);
+	uint32_t v = ((bits & f->magmask) >> shift) - first;
+	unsigned w = rans_log2_exact(count);
+	if (w <= RANS_JOINT_MAX_BITS) {
+		rans_put(e, way, (v << FT_BITS) + ft->start[sym], ft->freq[sym], FT_BITS + w);
+		return;
+	}
+	rans_put_count(e, way, v, count);
 	rans_put(e, way, ft->start[sym], ft->freq[sym], FT_BITS);
 }
 
@@ -81,9 +90,10 @@ size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 	unsigned shift = qs_shift_of(f, mant_or);
 	ft_build(s->counts, f->nsym, &s->ft);
 	rans_enc e;
-	rans_enc_init(&e, s->words, s->n_words, s->recip);
+	unsigned wm = rans_ways_for(n) - 1;
+	rans_enc_init(&e, s->words, s->n_words, wm + 1, s->recip);
 	for (size_t i = n; i-- > 0;)
-		put_fsym(&e, (int)(i & 3), f, &s->ft, qs_load(f, in + i * f->esize), f->magmask, shift);
+		put_fsym(&e, (unsigned)(i & wm), f, &s->ft, qs_load(f, in + i * f->esize), f->magmask, shift);
 	return emit(out, QS_CODEC_FSYM, (int)shift, &s->ft, &e, s, in, n * f->esize);
 }
 
@@ -94,10 +104,11 @@ size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
 		s->counts[q[i] + 128]++;
 	ft_build(s->counts, 256, &s->ft);
 	rans_enc e;
-	rans_enc_init(&e, s->words, s->n_words, s->recip);
+	unsigned wm = rans_ways_for(n) - 1;
+	rans_enc_init(&e, s->words, s->n_words, wm + 1, s->recip);
 	for (size_t i = n; i-- > 0;) {
 		uint32_t sym = (uint32_t)(q[i] + 128);
-		rans_put(&e, (int)(i & 3), s->ft.start[sym], s->ft.freq[sym], FT_BITS);
+		rans_put(&e, (unsigned)(i & wm), s->ft.start[sym], s->ft.freq[sym], FT_BITS);
 	}
 	return emit(out, QS_CODEC_QCODE, -1, &s->ft, &e, s, q, n);
 }
@@ -127,14 +138,15 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 	ft_build(s->counts, f->nsym, &s->ft);
 	/* pass 2: backwards, as rANS requires */
 	rans_enc e;
-	rans_enc_init(&e, s->words, s->n_words, s->recip);
+	unsigned wm = rans_ways_for(n) - 1;
+	rans_enc_init(&e, s->words, s->n_words, wm + 1, s->recip);
 	for (size_t i = n; i > 0;) {
 		uint64_t r = (e0 + i - 1) / cols;
 		size_t begin = r * cols > e0 ? (size_t)(r * cols - e0) : 0;
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
 		for (; i > begin; i--) {
 			size_t k = i - 1;
-			int way = (int)(k & 3);
+			unsigned way = (unsigned)(k & wm);
 			uint32_t bits = qs_load(f, in + k * f->esize);
 			if (!q[k]) {
 				if ((bits & f->magmask) > t->top0)

@@ -11,21 +11,17 @@
 
 #include "../common/codecs.h"
 
-/* What FSYM decodes after each sign+exponent symbol, worked out once per
- * part instead of once per element: the float's fixed high bits, the first
- * mantissa value and how the rest is coded (FORMAT.md "Sign+exponent
- * symbols" with top = all ones). */
-enum { FD_BAD = 0, FD_ONE, FD_BITS, FD_UNIFORM, FD_COUNT };
-typedef struct fsym_desc {
-	uint32_t hi;             /* sign bit in place */
-	uint32_t first, n;       /* magnitudes (first + v) << shift, v < n */
-	uint8_t kind, k, shift;  /* FD_*; k for FD_BITS */
-	uint64_t step;           /* FD_UNIFORM: rans_step_make(n) */
-} fsym_desc;
+/* What one slot of a 16-bit FSYM part decodes to, worked out once per part
+ * (float_dec.c): the symbol's rANS entry, its mantissa width w and shift,
+ * and the float's fixed bits (sign and first magnitude). */
+typedef struct fsym_fast {
+	uint16_t freq, bias, base;
+	uint8_t w, shift;
+} fsym_fast;
 
 /* Per-thread decoder scratch. */
 typedef struct qs_dec_scratch {
-	fsym_desc fdesc[FT_MAX_SYMS];
+	fsym_fast ffast[FT_M];
 	ft_dec_entry tab[FT_M];
 	qs_qtab_cache qcache;
 } qs_dec_scratch;

@@ -51,6 +51,9 @@ static int check_ends(qs_container *c, uint64_t size, uint8_t t[QS_TRAILER_SIZE]
 		return qs_fail(err, EIO, "%s: read error: %s", p, strerror(errno));
 	if (memcmp(hd + QS_HD_MAGIC, QS_HEADER_MAGIC, 8))
 		return qs_fail(err, EINVAL, "%s: not a qstore container (bad magic)", p);
+	if (rd32(hd + QS_HD_VERSION) == 1)   /* 4-state rANS, qstore 0.1.x */
+		return qs_fail(err, EINVAL, "%s: container format version 1 is not supported (this qstore reads version %d): "
+			       "unpack it with qstore 0.1 and pack the result again", p, QS_FORMAT_VERSION);
 	if (rd32(hd + QS_HD_VERSION) != QS_FORMAT_VERSION)
 		return qs_fail(err, EINVAL, "%s: container format version %u is not supported (this qstore reads version %d)",
 			       p, rd32(hd + QS_HD_VERSION), QS_FORMAT_VERSION);

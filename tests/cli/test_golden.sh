@@ -9,4 +9,7 @@ check "the golden container verifies" "$QSTORE" verify -q "$G/golden.qst"
 "$QSTORE" unpack "$G/golden.qst" -o "$T/high" >/dev/null && "$QSTORE" unpack "$G/golden.qst" -o "$T/int8" --precision int8 >/dev/null
 check "the golden container unpacks to the recorded SHA-256s" bash -c "cd '$T' && sha256sum -c --quiet '$(readlink -f $G/golden.sha256)'"
 check "the golden source unpacks byte for byte" diff -r "$T/src" "$T/high"
+out=$("$QSTORE" info "$G/golden-v1.qst" 2>&1); rc=$?
+check "a format version 1 container is refused, naming the version and what to do" \
+	bash -c "[ $rc -ne 0 ] && grep -q 'format version 1 is not supported.*unpack it with qstore 0.1' <<< '$out'"
 finish

@@ -23,8 +23,10 @@ model() {   # model NAME SRC_DIR: pack, read back with both readers, compare
 }
 "$GENMODEL" "$T/bf16" --mb 0.1 --hidden 48 --vocab 64 --shards 2 --special --seed 7 >/dev/null 2>&1
 "$GENMODEL" "$T/f16" --mb 0.08 --hidden 48 --vocab 64 --dtype f16 --special --seed 8 >/dev/null 2>&1
+"$GENMODEL" "$T/f32" --mb 0.08 --hidden 48 --vocab 64 --dtype f32 --special --seed 9 >/dev/null 2>&1
 model bf16 "$T/bf16"
 model f16 "$T/f16"
+model f32 "$T/f32"   # 23-bit mantissas: symbol then count, not the joint step
 for dt in f32 f16; do
 	"$QS_PYTHON" "$R/widen.py" "$T/bf16" "$T/wide-$dt" $dt || fail "widen to $dt"
 	model "bf16-as-$dt" "$T/wide-$dt"

@@ -52,7 +52,7 @@ def read_layout(data):
     need(size >= 64 + 128, "too small to be a container")
     need(data[0:8] == MAGIC, "not a qstore container (bad magic)")
     ver, hsize = struct.unpack_from("<II", data, 8)
-    need(ver == 1, f"format version {ver}, this reader knows 1")
+    need(ver == 2, f"format version {ver}, this reader knows 2")
     need(hsize == 64 and data[16:56] == bytes(40), "bad header")
     need(struct.unpack_from("<Q", data, 56)[0] == xxh3(data[0:56]), "header hash mismatch")
     t = data[size - 128:]
@@ -60,7 +60,7 @@ def read_layout(data):
     need(struct.unpack_from("<Q", t, 120)[0] == xxh3(t[0:120]), "trailer hash mismatch")
     (tver, tsize, csize, moff, mlen, mraw, coff, nch, eoff, next_, ihash) = struct.unpack_from(
         "<IIQQQQQQQQQ", t, 8)
-    need(tver == 1 and tsize == 128 and t[88:120] == bytes(32), "bad trailer")
+    need(tver == 2 and tsize == 128 and t[88:120] == bytes(32), "bad trailer")
     need(csize == size, f"recorded size {csize} != file size {size} (truncated?)")
     need(moff >= 64 and moff + mlen == coff, "manifest placement")
     need(coff + 32 * nch == eoff and eoff + 32 * next_ == size - 128, "table placement")
@@ -186,25 +186,27 @@ def freq_table(buf, pos, nsym):
 
 class Rans:
     def __init__(self, buf, pos):
-        need(len(buf) - pos >= 48, "rANS header")
-        self.x = [struct.unpack_from("<Q", buf, pos + 8 * i)[0] for i in range(4)]
-        nw = struct.unpack_from("<4I", buf, pos + 32)
+        need(len(buf) - pos >= 1, "rANS header")
+        ways = buf[pos]
+        need(ways in (1, 2, 4, 8, 16, 32), f"rANS ways {ways}")
+        need(len(buf) - pos >= 1 + 8 * ways, "rANS header")
+        self.ways = ways
+        self.x = [struct.unpack_from("<Q", buf, pos + 1 + 8 * i)[0] for i in range(ways)]
         need(all(RANS_L <= x < 1 << 63 for x in self.x), "rANS initial state")
-        pos += 48
-        self.words = []
-        for n in nw:
-            need(pos + 4 * n <= len(buf), "rANS words")
-            self.words.append(list(struct.unpack_from(f"<{n}I", buf, pos)))
-            pos += 4 * n
-        need(pos == len(buf), "rANS stream does not end with its words")
-        self.next = [0, 0, 0, 0]
+        pos += 1 + 8 * ways
+        need((len(buf) - pos) % 4 == 0, "rANS stream does not end with whole words")
+        self.words = list(struct.unpack_from(f"<{(len(buf) - pos) // 4}I", buf, pos))
+        self.next = 0
+
+    def state(self, j):  # element j of the part uses state j mod ways
+        return j % self.ways
 
     def step(self, w, slot, s, f, b):
         x = f * (self.x[w] >> b) + slot - s
         if x < RANS_L:
-            need(self.next[w] < len(self.words[w]), "rANS words exhausted")
-            x = (x << 32) | self.words[w][self.next[w]]
-            self.next[w] += 1
+            need(self.next < len(self.words), "rANS words exhausted")
+            x = (x << 32) | self.words[self.next]
+            self.next += 1
         self.x[w] = x
 
     def table(self, w, tab):
@@ -242,12 +244,15 @@ class Rans:
 
     def finish(self):
         need(all(x == RANS_L for x in self.x), "rANS final state")
-        need(all(self.next[i] == len(self.words[i]) for i in range(4)), "rANS words left over")
+        need(self.next == len(self.words), "rANS words left over")
 
 
 def sign_exp(r, w, tab, fmt, top, shift):
     _, e, m, _ = FORMATS[fmt]
-    sym = r.table(w, tab)
+    lookup, starts, empty = tab
+    need(not empty, "symbol from an empty table")
+    slot = r.x[w] & 4095
+    sym = lookup[slot]          # peeked: the mantissa's coding depends on it
     if sym < 2 << e:
         sign, E = sym >> e, sym & ((1 << e) - 1)
         if E == 0:
@@ -261,8 +266,17 @@ def sign_exp(r, w, tab, fmt, top, shift):
     need(top >= base, "sign+exponent symbol above its bound")
     first, last = -(-base >> k), hi >> k
     need(last >= first, "empty sign+exponent symbol")
-    mag = (first + r.count(w, last - first + 1)) << k
-    return sign << (e + m) | mag
+    n = last - first + 1
+    bw = n.bit_length() - 1
+    if n == 1 << bw and bw <= 19:
+        # joint step: the mantissa is the bw bits above the 12-bit slot
+        s, f = starts[sym]
+        v = (r.x[w] >> 12) & ((1 << bw) - 1)
+        r.step(w, (v << 12) | slot, (v << 12) + s, f, 12 + bw)
+    else:
+        r.table(w, tab)
+        v = r.count(w, n)
+    return sign << (e + m) | (first + v) << k
 
 
 def read_shift(part, fmt):
@@ -362,7 +376,7 @@ def decode_fsym(part, fmt, n, what):
     tab, pos = freq_table(part, 2, (2 << e) + 2)
     r = Rans(part, pos)
     top = (1 << (e + m)) - 1
-    vals = [sign_exp(r, j & 3, tab, fmt, top, shift) for j in range(n)]
+    vals = [sign_exp(r, r.state(j), tab, fmt, top, shift) for j in range(n)]
     r.finish()
     return elem_bytes(vals, es)
 
@@ -374,7 +388,7 @@ def decode_qcode(part, n, what):
     need(part[0] == QCODE, f"{what}: codec tag {part[0]}")
     tab, pos = freq_table(part, 1, 256)
     r = Rans(part, pos)
-    codes = bytes((r.table(j & 3, tab) - 128) & 0xFF for j in range(n))
+    codes = bytes((r.table(r.state(j), tab) - 128) & 0xFF for j in range(n))
     r.finish()
     return codes
 
@@ -393,11 +407,11 @@ def decode_qres(part, fmt, codes, row_scale, cache, what):
         q = c - 256 if c > 127 else c
         table, top0 = buckets(fmt, row_scale(j), shift, cache)
         if q == 0:
-            vals.append(sign_exp(r, j & 3, tab, fmt, top0, shift))
+            vals.append(sign_exp(r, r.state(j), tab, fmt, top0, shift))
             continue
         lo, n, s = table[q]
         need(n > 0, f"{what}: element {j} in an empty bucket")
-        v = 0 if n == 1 else r.uniform(j & 3, n) if n <= 1 << 16 else r.count(j & 3, n)
+        v = 0 if n == 1 else r.uniform(r.state(j), n) if n <= 1 << 16 else r.count(r.state(j), n)
         vals.append((1 << (8 * es - 1) if q < 0 else 0) | (lo + v) << s)
     r.finish()
     return elem_bytes(vals, es)

@@ -128,6 +128,68 @@ static void test_fsym_roundtrip(void **state)
 	free(rc);
 }
 
+/* F32 mantissas of w = 23 - shift bits: up to 19 bits share the table
+ * symbol's rANS step, wider ones are split (FORMAT.md); both sides of that
+ * boundary, and a part of each state count (4 below 4096 elements, 32 at
+ * and above), must round trip, and a damaged or truncated part of either
+ * must be refused or decode to something, never crash. */
+static void test_fsym_joint_boundary(void **state)
+{
+	(void)state;
+	rans_recip *rc = qs_recip_table_new();
+	const qs_fmtinfo *f = qs_fmt_info(QS_FMT_F32);
+	static const size_t sizes[] = { 4095, 4096, 9000 };
+	for (unsigned zeros = 2; zeros <= 6; zeros++) {
+		for (size_t k = 0; k < 3; k++) {
+			size_t n = sizes[k];
+			uint8_t *in = malloc(n * 4);
+			for (size_t i = 0; i < n; i++) {
+				uint32_t v = from_f32(f, (float)(gauss() * 0.02));
+				qs_store(f, in + i * 4, v & ~((1u << zeros) - 1));
+			}
+			roundtrip_fsym(f, in, n, rc);
+			qs_enc_scratch *es = qs_enc_scratch_new(n, rc);
+			qs_dec_scratch *ds = malloc(sizeof(*ds));
+			uint8_t *part = malloc(n * 4 + QS_PART_SLACK + 1), *out = malloc(n * 4);
+			size_t len = qs_enc_fsym(es, f, in, n, part);
+			assert_int_equal(part[0], QS_CODEC_FSYM);
+			assert_int_equal(K->fsym(ds, f, part + 1, len / 2, out, n), -1);   /* truncated */
+			for (int t = 0; t < 16; t++) {
+				size_t at = 1 + rnd() % (len - 1);
+				part[at] ^= (uint8_t)(1 + rnd() % 255);
+				int r = K->fsym(ds, f, part + 1, len - 1, out, n);
+				assert_true(r == 0 || r == -1);
+			}
+			qs_enc_scratch_free(es);
+			free(ds); free(part); free(out); free(in);
+		}
+	}
+	free(rc);
+}
+
+/* The stream header: ways must be a power of two of at most 32, every
+ * state in range; anything else is refused before a symbol is decoded. */
+static void test_stream_header_checked(void **state)
+{
+	(void)state;
+	uint8_t buf[1 + 8 * 64 + 8];
+	rans_dec d;
+	for (unsigned ways = 0; ways <= 64; ways++) {
+		memset(buf, 0, sizeof(buf));
+		buf[0] = (uint8_t)ways;
+		for (unsigned i = 0; i < ways; i++)
+			buf[1 + 8 * i + 3] = 0x80;   /* RANS_L */
+		int ok = ways && ways <= 32 && !(ways & (ways - 1));
+		assert_int_equal(rans_dec_init(&d, buf, 1 + 8 * ways), ok ? 0 : -1);
+		if (ok) {
+			assert_int_equal(rans_dec_init(&d, buf, 8 * ways), -1);       /* short */
+			assert_int_equal(rans_dec_init(&d, buf, 1 + 8 * ways + 2), -1); /* half a word */
+			buf[1 + 3] = 0x7f;                                             /* state < RANS_L */
+			assert_int_equal(rans_dec_init(&d, buf, 1 + 8 * ways), -1);
+		}
+	}
+}
+
 /* ---- the quantiser and its buckets ---------------------------------------- */
 
 static void test_buckets_match_quantiser(void **state)
@@ -328,6 +390,8 @@ int main(void)
 		cmocka_unit_test(test_recip_exact),
 		cmocka_unit_test(test_uniform_slots_exact),
 		cmocka_unit_test(test_fsym_roundtrip),
+		cmocka_unit_test(test_fsym_joint_boundary),
+		cmocka_unit_test(test_stream_header_checked),
 		cmocka_unit_test(test_buckets_match_quantiser),
 		cmocka_unit_test(test_quant_roundtrip),
 		cmocka_unit_test(test_trailing_zero_mantissas),
