@@ -19,7 +19,7 @@ FS_LIBS := $(shell pkg-config --libs fuse3 liburing libsystemd 2>/dev/null)
 FS_CFLAGS := $(shell pkg-config --cflags fuse3 liburing libsystemd 2>/dev/null)
 
 
-.PHONY: all bench-deps deps deps-apt check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak exports
+.PHONY: all bench-deps profile deps deps-apt check test test-unit test-cli test-fs test-asan demo bench clean golden test-big install deb fuzz soak exports
 # keep objects of the unit tests between runs
 .SECONDARY:
 
@@ -105,7 +105,7 @@ deps: deps-apt
 # the Debian packages alone (enough to build and for make demo)
 deps-apt:
 	@command -v dpkg >/dev/null || { echo "make deps: needs a Debian-like system (apt-get)"; exit 1; }
-	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PKGS) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -156,6 +156,12 @@ bench-deps: deps
 
 bench: all bench-deps
 	@tests/bench/bench.sh $(B)
+
+# where the decoder's time goes (README "Where the time goes"): perf over
+# qsbench on make bench's generated container
+profile: all
+	@$(MAKE) --no-print-directory deps-apt EXTRA_APT=linux-perf
+	@tests/bench/profile.sh $(B)
 
 # regenerate the committed golden container (only when the format changes on purpose)
 golden: all

@@ -4,6 +4,14 @@
 
 #include "../common/codecs.h"
 
+/* An FSYM part's symbol under top = all ones: its mantissa count n (w =
+ * log2 n when a power of two, else 64), first magnitude and shift. */
+typedef struct fsym_enc_desc {
+	uint64_t n;
+	uint32_t first;
+	unsigned w, shift;
+} fsym_enc_desc;
+
 /* Per-thread encoder scratch, sized for chunks of up to max_elems elements. */
 typedef struct qs_enc_scratch {
 	size_t max_elems;
@@ -11,6 +19,7 @@ typedef struct qs_enc_scratch {
 	size_t n_words;
 	uint32_t counts[FT_MAX_SYMS];
 	ft_enc ft;
+	fsym_enc_desc sdesc[FT_MAX_SYMS];
 	const rans_recip *recip;  /* shared, read-only: [0, 2^16] */
 	qs_qtab_cache qcache;
 } qs_enc_scratch;

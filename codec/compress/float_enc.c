@@ -89,11 +89,28 @@ size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 	}
 	unsigned shift = qs_shift_of(f, mant_or);
 	ft_build(s->counts, f->nsym, &s->ft);
+	/* what put_fsym works out per element, once per present symbol */
+	for (uint32_t y = s->ft.first; y < s->ft.first + s->ft.count; y++) {
+		unsigned sh = shift;
+		uint32_t sign;
+		s->sdesc[y].n = qs_fsym_count_shifted(f, y, f->magmask, &sh, &s->sdesc[y].first, &sign);
+		s->sdesc[y].w = rans_log2_exact(s->sdesc[y].n);
+		s->sdesc[y].shift = sh;
+	}
 	rans_enc e;
 	unsigned wm = rans_ways_for(n) - 1;
 	rans_enc_init(&e, s->words, s->n_words, wm + 1, s->recip);
-	for (size_t i = n; i-- > 0;)
-		put_fsym(&e, (unsigned)(i & wm), f, &s->ft, qs_load(f, in + i * f->esize), f->magmask, shift);
+	for (size_t i = n; i-- > 0;) {
+		uint32_t bits = qs_load(f, in + i * f->esize), y = qs_fsym(f, bits, &base);
+		const fsym_enc_desc *d = &s->sdesc[y];
+		uint32_t v = ((bits & f->magmask) >> d->shift) - d->first;
+		if (d->w <= RANS_JOINT_MAX_BITS) {
+			rans_put(&e, (unsigned)(i & wm), (v << FT_BITS) + s->ft.start[y], s->ft.freq[y], FT_BITS + d->w);
+		} else {
+			rans_put_count(&e, (unsigned)(i & wm), v, d->n);
+			rans_put(&e, (unsigned)(i & wm), s->ft.start[y], s->ft.freq[y], FT_BITS);
+		}
+	}
 	return emit(out, QS_CODEC_FSYM, (int)shift, &s->ft, &e, s, in, n * f->esize);
 }
 

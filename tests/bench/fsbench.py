@@ -96,8 +96,7 @@ def main():
     if not os.path.exists(os.path.join(src, "config.json")):
         conftest.gen(src, "--mb", "520", "--hidden", "1536", "--shards", "8")
     qst = os.path.join(back, "gen8.qst")
-    if not os.path.exists(qst):
-        conftest.pack(src, qst)
+    conftest.pack_once(src, qst)
     shards = sorted(f for f in os.listdir(src) if f.startswith("model-0"))
     whole = b"".join(open(os.path.join(src, s), "rb").read() for s in shards)
     plain = os.path.join(WORK, "plain.bin")

@@ -46,8 +46,7 @@ def main():
     mini = os.path.join(WORK, "minilm-bf16")
     if os.path.isdir(mini):
         qst = os.path.join(WORK, "back", "minilm-bf16.qst")
-        if not os.path.exists(qst):
-            qsmount.pack(mini, qst)
+        qsmount.pack_once(mini, qst)
         models.append(("minilm-bf16", "AutoModel", mini))
     rows = []
     for name, cls, src in models:
