@@ -1,8 +1,9 @@
 /*
  * dispatch.c - choosing the decoder kernels once per reader.
  *
- * Only the portable kernels exist today; a SIMD set is added to SETS with a
- * cpuid test of its own and must decode every part to the same bytes.  The
+ * The portable kernels always; the AVX-512 set (QCODE and 16-bit QRES in
+ * vectors of eight states) where cpuid and the OS allow it.  Every set must
+ * decode every part to the same bytes (test_codec runs each one).  The
  * environment variable QSTORE_SIMD names a set to force (the tests run each
  * set the machine has); an unknown or unavailable name falls back to the
  * best available, never to a set the CPU cannot run.
@@ -13,6 +14,7 @@
 #include "decode.h"
 
 static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres };
+static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym, qs_dec_qcode_avx512, qs_dec_qres_avx512 };
 
 typedef struct kset {
 	const qs_dec_kernels *k;
@@ -21,8 +23,16 @@ typedef struct kset {
 
 static int always(void) { return 1; }
 
+/* libgcc's cpuid test also checks that the OS saves the 512-bit state */
+static int has_avx512(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+		&& __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+}
+
 /* worst first: the last usable one is the default */
-static const kset SETS[] = { { &SCALAR, always } };
+static const kset SETS[] = { { &SCALAR, always }, { &AVX512, has_avx512 } };
 #define N_SETS (sizeof(SETS) / sizeof(SETS[0]))
 
 size_t qs_dec_available(const qs_dec_kernels **out, size_t max)

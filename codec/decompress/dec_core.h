@@ -1,0 +1,196 @@
+/*
+ * dec_core.h - the scalar rANS decoding steps every kernel set shares
+ * (float_dec.c, and the SIMD kernels for their tails and rare elements):
+ * refills, the symbol kinds of FORMAT.md "rANS streams", the sign+exponent
+ * symbol, one QRES element, and opening and closing a part.  Everything is
+ * inlined into its kernel, so that the states and the word pointer stay
+ * locals whose address never escapes (see float_dec.c).
+ */
+#ifndef QS_DEC_CORE_H
+#define QS_DEC_CORE_H
+
+#include <string.h>
+
+#include "decode.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* The part's shared word stream. */
+typedef struct dstream {
+	const uint8_t *ptr, *end;
+	int bad;
+} dstream;
+
+/* Most word bytes one element can consume (an F32 float under code 0:
+ * symbol + split mantissa = 3 words). */
+#define ELEM_WORD_BYTES (3 * 4)
+
+/* checked is a compile-time constant at every call site */
+ALWAYS_INLINE void renorm(uint64_t *x, dstream *d, const int checked)
+{
+	if (!checked) {
+		/* branch-free: the refill is taken about once per six symbols, too
+		 * irregular for the predictor; the batch made sure the word is there */
+		uint32_t w;
+		memcpy(&w, d->ptr, 4);
+		/* arithmetic, not a ?: the compiler turns that into a branch */
+		uint64_t need = *x < RANS_L;
+		*x = *x << (need * 32) | (w & (0 - need));
+		d->ptr += need * 4;
+		return;
+	}
+	if (*x < RANS_L) {
+		uint32_t w = 0;
+		if (d->ptr < d->end) {
+			memcpy(&w, d->ptr, 4);
+			d->ptr += 4;
+		} else {
+			d->bad = 1;
+		}
+		*x = *x << 32 | w;
+	}
+}
+
+/* elements that can be decoded with unchecked refills from here on */
+static inline size_t batch(const dstream *d, size_t left)
+{
+	size_t safe = (size_t)(d->end - d->ptr) / ELEM_WORD_BYTES;
+	return safe < left ? safe : left;
+}
+
+ALWAYS_INLINE uint32_t sym(uint64_t *x, dstream *d, const ft_dec_entry *tab, const int checked)
+{
+	const ft_dec_entry *e = &tab[*x & (FT_M - 1)];
+	*x = e->freq * (*x >> FT_BITS) + e->bias;
+	renorm(x, d, checked);
+	return e->sym;
+}
+
+ALWAYS_INLINE uint32_t bits(uint64_t *x, dstream *d, unsigned k, const int checked)
+{
+	uint32_t v = (uint32_t)(*x & ((1u << k) - 1));
+	*x >>= k;
+	renorm(x, d, checked);
+	return v;
+}
+
+/* value in [0, n), 1 <= n <= 2^16 (see rans.h for the slot layout; n = 1,
+ * step 2^48, leaves the state as it is: "nothing", without a branch) */
+ALWAYS_INLINE uint32_t uniform(uint64_t *x, dstream *d, uint32_t n, uint64_t step, const int checked)
+{
+	uint32_t slot = (uint32_t)(*x & 0xffff);
+	uint32_t v = (uint32_t)(((uint64_t)(slot + 1) * n - 1) >> RANS_UNIFORM_BITS);
+	uint64_t at = v * step;   /* start(v + 1) = (at + step) >> 32: no second multiply */
+	uint32_t start = (uint32_t)(at >> 32), next = (uint32_t)((at + step) >> 32);
+	*x = (next - start) * (*x >> RANS_UNIFORM_BITS) + slot - start;
+	renorm(x, d, checked);
+	return v;
+}
+
+/* mirror of rans_put_count: any 1 <= n <= 2^32 */
+ALWAYS_INLINE uint32_t count(uint64_t *x, dstream *d, uint64_t n, const int checked)
+{
+	unsigned k = rans_log2_exact(n);
+	if (k <= 16)
+		return k ? bits(x, d, k, checked) : 0;
+	if (n <= RANS_UNIFORM_MAX)
+		return uniform(x, d, (uint32_t)n, rans_step_make((uint32_t)n), checked);
+	uint64_t nh = ((n - 1) >> 16) + 1;
+	unsigned kh = rans_log2_exact(nh);
+	uint32_t hi = kh <= 16 ? (kh ? bits(x, d, kh, checked) : 0)
+		: uniform(x, d, (uint32_t)nh, rans_step_make((uint32_t)nh), checked);
+	uint32_t v = hi << 16 | bits(x, d, 16, checked);
+	if (v >= n)
+		d->bad = 1;
+	return v;
+}
+
+/* A sign+exponent symbol and its mantissa under top, in units of 2^shift:
+ * one joint step when the mantissa is w <= 19 raw bits above the slot,
+ * else the symbol then count(n) (mirror of put_fsym in float_enc.c). */
+ALWAYS_INLINE uint32_t fsym(uint64_t *x, dstream *d, const qs_fmtinfo *f, const ft_dec_entry *tab, uint32_t top,
+			    unsigned shift, const int checked)
+{
+	uint32_t first, sign, v;
+	const ft_dec_entry *e = &tab[*x & (FT_M - 1)];
+	uint64_t n = qs_fsym_count_shifted(f, e->sym, top, &shift, &first, &sign);
+	unsigned w = rans_log2_exact(n);
+	if (!n) {
+		d->bad = 1;
+		return 0;
+	}
+	if (w <= RANS_JOINT_MAX_BITS) {
+		v = (uint32_t)(*x >> FT_BITS) & ((1u << w) - 1);
+		*x = e->freq * (*x >> (FT_BITS + w)) + e->bias;
+		renorm(x, d, checked);
+	} else {
+		*x = e->freq * (*x >> FT_BITS) + e->bias;
+		renorm(x, d, checked);
+		v = count(x, d, n, checked);
+	}
+	return sign << (f->exp_bits + f->mant_bits) | (first + v) << shift;
+}
+
+/* The shift byte that starts FSYM and QRES parts. */
+static inline int read_shift(const qs_fmtinfo *f, const uint8_t **p, size_t *len, unsigned *shift)
+{
+	if (!*len || **p > f->mant_bits)
+		return -1;
+	*shift = **p;
+	(*p)++;
+	(*len)--;
+	return 0;
+}
+
+ALWAYS_INLINE int open_part(const uint8_t *p, size_t len, uint32_t nsym, ft_dec_entry *tab, int *empty,
+		     rans_dec *rd, dstream *d)
+{
+	size_t t = ft_read(p, len, nsym, tab, empty);
+	if (!t || rans_dec_init(rd, p + t, len - t))
+		return -1;
+	*d = (dstream){ rd->ptr, rd->end, 0 };
+	return 0;
+}
+
+ALWAYS_INLINE int close_part(const rans_dec *rd, const dstream *d)
+{
+	if (d->bad || d->ptr != d->end)
+		return -1;
+	for (unsigned i = 0; i < rd->ways; i++)
+		if (rd->x[i] != RANS_L)
+			return -1;
+	return 0;
+}
+
+ALWAYS_INLINE void store(uint8_t *out, uint32_t v, const unsigned es)
+{
+	if (es == 2) {
+		uint16_t h = (uint16_t)v;
+		memcpy(out, &h, 2);
+	} else {
+		memcpy(out, &v, 4);
+	}
+}
+
+/* Any element: code 0 is a sign+exponent symbol under the row's top0, any
+ * other code the float's position in its bucket. */
+ALWAYS_INLINE uint32_t qres_one(uint64_t *x, dstream *d, const qs_fmtinfo *f, const ft_dec_entry *tab,
+				const qs_qtab *t, int q, int empty, const int checked, const unsigned es)
+{
+	if (!q) {
+		if (empty)
+			d->bad = 1;
+		return fsym(x, d, f, tab, t->top0, t->shift, checked);
+	}
+	const qs_bucket *b = &t->b[q + 128];
+	uint32_t idx = 0;
+	if (b->n > RANS_UNIFORM_MAX)
+		idx = count(x, d, b->n, checked);
+	else if (b->n)
+		idx = uniform(x, d, b->n, b->step, checked);
+	else
+		d->bad = 1;   /* a code no float of this row can have */
+	return (q < 0 ? 1u << (es * 8 - 1) : 0) | (b->lo + idx) << b->shift;
+}
+
+#endif

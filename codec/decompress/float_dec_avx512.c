@@ -1,0 +1,221 @@
+/*
+ * float_dec_avx512.c - QCODE and 16-bit QRES decoders for CPUs with
+ * AVX-512 F/DQ/VL/BW (dispatch.c checks cpuid; nothing here runs elsewhere).
+ *
+ * Eight consecutive elements i .. i+7 (i a multiple of 8) use eight
+ * consecutive states, so one 512-bit vector of 64-bit states decodes them
+ * with the scalar arithmetic lane by lane (the same products, the same
+ * bytes).  The refill is where the lanes meet: the lanes whose state fell
+ * below RANS_L take the next words of the shared stream in lane order,
+ * which is element order, the order FORMAT.md gives; a masked expand puts
+ * word k into the k-th lane that needs one.
+ *
+ * Everything else comes from dec_core.h: the checked tail of a part, and in
+ * QRES any group of eight holding an element off the vector path (an empty
+ * bucket or one above 2^16 floats; under code 0 a subnormal or the symbol
+ * that the row's top0 cuts short), which is decoded in scalar so that its
+ * words are taken in order.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+
+#include "dec_core.h"
+
+/* the gathers below read these layouts as 64-bit words */
+_Static_assert(sizeof(ft_dec_entry) == 8 && offsetof(ft_dec_entry, freq) == 2 && offsetof(ft_dec_entry, bias) == 4,
+	       "ft_dec_entry layout");
+_Static_assert(sizeof(qs_bucket) == 24 && offsetof(qs_bucket, n) == 4 && offsetof(qs_bucket, step) == 8
+	       && offsetof(qs_bucket, shift) == 16, "qs_bucket layout");
+
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512vl,avx512bw")))
+
+/* The refill of eight lanes: lanes below RANS_L take the next words in lane
+ * order.  The caller's batch guarantees 8 words can be loaded. */
+AVX512_INLINE __m512i refill8(__m512i x, const uint8_t **p)
+{
+	__mmask8 need = _mm512_cmplt_epu64_mask(x, _mm512_set1_epi64((long long)RANS_L));
+	__m256i raw = _mm256_loadu_si256((const __m256i *)*p);
+	/* keep the expand in its register form: folded into a memory operand
+	 * it is microcoded on some CPUs (Zen 4) */
+	__asm__("" : "+v"(raw));
+	__m256i w = _mm256_maskz_expand_epi32(need, raw);
+	x = _mm512_mask_or_epi64(x, need, _mm512_slli_epi64(x, 32), _mm512_cvtepu32_epi64(w));
+	*p += 4 * (unsigned)__builtin_popcount(need);
+	return x;
+}
+
+/* ---- QCODE -------------------------------------------------------------- */
+
+/* elements i .. i+7 from states X[i & 31 ..] */
+AVX512_INLINE void qcode8(uint64_t *X, size_t wm, const uint8_t **p, const ft_dec_entry *tab, int8_t *q, size_t i)
+{
+	uint64_t *xs = &X[i & wm];
+	__m512i x = _mm512_loadu_si512(xs);
+	__m512i slot = _mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1));
+	/* ft_dec_entry is 8 bytes: sym | freq << 16 | bias << 32 */
+	__m512i e = _mm512_i64gather_epi64(slot, (const void *)tab, 8);
+	__m512i m16 = _mm512_set1_epi64(0xffff);
+	__m512i freq = _mm512_and_si512(_mm512_srli_epi64(e, 16), m16);
+	__m512i bias = _mm512_and_si512(_mm512_srli_epi64(e, 32), m16);
+	x = _mm512_add_epi64(_mm512_mullo_epi64(freq, _mm512_srli_epi64(x, FT_BITS)), bias);
+	x = refill8(x, p);
+	_mm512_storeu_si512(xs, x);
+	__m128i sym = _mm512_cvtepi64_epi8(_mm512_sub_epi64(e, _mm512_set1_epi64(128)));
+	_mm_storel_epi64((__m128i *)(q + i), sym);
+}
+
+AVX512 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n)
+{
+	rans_dec rd;
+	dstream d;
+	int empty;
+	size_t i = 0;
+	if (open_part(p, len, 256, s->tab, &empty, &rd, &d) || (empty && n))
+		return -1;
+	const size_t wm = rd.ways - 1;
+	if (rd.ways >= 8) {
+		for (size_t b; (b = batch(&d, n - i)) >= 8;)
+			for (size_t stop = i + (b & ~(size_t)7); i < stop; i += 8)
+				qcode8(rd.x, wm, &d.ptr, s->tab, q, i);
+	}
+	for (; i < n && !d.bad; i++)
+		q[i] = (int8_t)(sym(&rd.x[i & wm], &d, s->tab, 1) - 128);
+	return close_part(&rd, &d);
+}
+
+/* ---- QRES (16-bit floats) ---------------------------------------------- */
+
+/* A code-0 element's sign+exponent symbol, for the vector path: its fixed
+ * bits (sign, first magnitude), mantissa width w (ZD_SLOW when the mantissa
+ * is not a power-of-two count) and shift, and its largest magnitude: a
+ * symbol wholly at or below the row's top0 decodes exactly as in an FSYM
+ * part, with one joint step. */
+#define ZD_SLOW 0xff
+static void zdesc_build(const qs_fmtinfo *f, unsigned shift, uint64_t *zd)
+{
+	for (uint32_t y = 0; y < f->nsym; y++) {
+		unsigned sh = shift;
+		uint32_t first, sign;
+		uint64_t n = qs_fsym_count_shifted(f, y, f->magmask, &sh, &first, &sign);
+		unsigned w = rans_log2_exact(n);
+		uint64_t top = n ? ((uint64_t)first + n - 1) << sh : 0xffff;
+		zd[y] = (sign << (f->exp_bits + f->mant_bits) | first << sh) | (uint64_t)(w <= RANS_JOINT_MAX_BITS ? w : ZD_SLOW) << 16
+			| (uint64_t)sh << 24 | top << 32;
+	}
+}
+
+/* Elements i .. i+7 of one row: codes != 0 as the float's position in its
+ * bucket (uniform(n), 1 <= n <= 2^16), code 0 as a joint sign+exponent
+ * symbol.  Returns 0, without touching anything, if one of them is neither
+ * (zd is NULL when code 0 cannot take the vector path: an empty table). */
+AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab *t, const ft_dec_entry *tab,
+			const uint64_t *zd, const int8_t *q, uint8_t *out, size_t i)
+{
+	const __m512i one = _mm512_set1_epi64(1), m16 = _mm512_set1_epi64(0xffff), m32 = _mm512_set1_epi64(0xffffffff);
+	__m512i c = _mm512_cvtepi8_epi64(_mm_loadl_epi64((const __m128i *)(q + i)));
+	/* qs_bucket is 24 bytes: lo | n << 32, step, shift */
+	__m512i at3 = _mm512_mullo_epi64(_mm512_add_epi64(c, _mm512_set1_epi64(128)), _mm512_set1_epi64(3));
+	const long long *base = (const long long *)(const void *)t->b;
+	__m512i lon = _mm512_i64gather_epi64(at3, base, 8);
+	__m512i n = _mm512_srli_epi64(lon, 32);
+	__mmask8 zero = _mm512_cmpeq_epi64_mask(c, _mm512_setzero_si512());
+	__mmask8 off = _mm512_cmpge_epu64_mask(_mm512_sub_epi64(n, one), _mm512_set1_epi64(RANS_UNIFORM_MAX)) & ~zero;
+	if (off || (zero && !zd))
+		return 0;
+	uint64_t *xs = &X[i & wm];
+	__m512i x = _mm512_loadu_si512(xs);
+	__m512i step = _mm512_i64gather_epi64(_mm512_add_epi64(at3, one), base, 8);
+	__m512i shift = _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(at3, _mm512_set1_epi64(2)), base, 8), m32);
+	__m512i slot = _mm512_and_si512(x, m16);
+	/* v = ((slot + 1) n - 1) >> 16; both factors < 2^32 */
+	__m512i v = _mm512_srli_epi64(_mm512_sub_epi64(_mm512_mul_epu32(_mm512_add_epi64(slot, one), n), one),
+				      RANS_UNIFORM_BITS);
+	__m512i a = _mm512_mullo_epi64(v, step);
+	__m512i start = _mm512_srli_epi64(a, 32);
+	__m512i f = _mm512_sub_epi64(_mm512_srli_epi64(_mm512_add_epi64(a, step), 32), start);
+	__m512i xn = _mm512_add_epi64(_mm512_mullo_epi64(f, _mm512_srli_epi64(x, RANS_UNIFORM_BITS)),
+				      _mm512_sub_epi64(slot, start));
+	__m512i val = _mm512_sllv_epi64(_mm512_add_epi64(_mm512_and_si512(lon, m32), v), shift);
+	__mmask8 neg = _mm512_cmplt_epi64_mask(c, _mm512_setzero_si512());
+	val = _mm512_mask_or_epi64(val, neg, val, _mm512_set1_epi64(0x8000));
+	if (zero) {
+		__m512i e = _mm512_i64gather_epi64(_mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1)), (const void *)tab, 8);
+		__m512i d = _mm512_i64gather_epi64(_mm512_and_si512(e, m16), (const void *)zd, 8);
+		__m512i w = _mm512_and_si512(_mm512_srli_epi64(d, 16), _mm512_set1_epi64(0xff));
+		__m512i top0 = _mm512_set1_epi64(t->top0);
+		__mmask8 bad = _mm512_mask_cmpeq_epi64_mask(zero, w, _mm512_set1_epi64(ZD_SLOW))
+			| _mm512_mask_cmpgt_epu64_mask(zero, _mm512_srli_epi64(d, 32), top0);
+		if (bad)
+			return 0;
+		__m512i mv = _mm512_and_si512(_mm512_srli_epi64(x, FT_BITS), _mm512_sub_epi64(_mm512_sllv_epi64(one, w), one));
+		__m512i xz = _mm512_add_epi64(
+			_mm512_mullo_epi64(_mm512_and_si512(_mm512_srli_epi64(e, 16), m16),
+					   _mm512_srlv_epi64(x, _mm512_add_epi64(w, _mm512_set1_epi64(FT_BITS)))),
+			_mm512_and_si512(_mm512_srli_epi64(e, 32), m16));
+		__m512i vz = _mm512_add_epi64(_mm512_and_si512(d, m16),
+					      _mm512_sllv_epi64(mv, _mm512_and_si512(_mm512_srli_epi64(d, 24), _mm512_set1_epi64(0xff))));
+		xn = _mm512_mask_mov_epi64(xn, zero, xz);
+		val = _mm512_mask_mov_epi64(val, zero, vz);
+	}
+	x = refill8(xn, p);
+	_mm512_storeu_si512(xs, x);
+	_mm_storeu_si128((__m128i *)(out + 2 * i), _mm512_cvtepi64_epi16(val));
+	return 1;
+}
+
+/* One row's elements [i, end): vectors of eight where they can, scalar
+ * before the first multiple of 8, for groups off the common path, and in the
+ * checked tail. */
+AVX512_INLINE size_t qres_row16(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
+				const uint64_t *zd, const qs_qtab *t, const int8_t *q, int empty, uint8_t *out, size_t i,
+				size_t end)
+{
+	for (size_t b; i < end && (b = batch(d, end - i)) > 0;) {
+		for (size_t stop = i + b; i < stop;) {
+			if (!(i & 7) && stop - i >= 8 && qres8(X, wm, &d->ptr, t, tab, zd, q, out, i)) {
+				i += 8;
+				continue;
+			}
+			size_t g = (i | 7) + 1 < stop ? (i | 7) + 1 : stop;   /* to the next multiple of 8 */
+			for (; i < g; i++)
+				store(out + 2 * i, qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 0, 2), 2);
+		}
+	}
+	for (; i < end && !d->bad; i++)
+		store(out + 2 * i, qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 1, 2), 2);
+	return i;
+}
+
+AVX512 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len,
+			      const int8_t *q, size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales,
+			      uint8_t *out)
+{
+	rans_dec rd;
+	dstream d;
+	int empty;
+	unsigned shift;
+	const uint8_t *p0 = p;
+	size_t len0 = len;
+	if (f->esize != 2)
+		return qs_dec_qres(s, f, p0, len0, q, n, e0, cols, scales, out);
+	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, &rd, &d))
+		return -1;
+	if (rd.ways < 8)
+		return qs_dec_qres(s, f, p0, len0, q, n, e0, cols, scales, out);
+	const uint64_t *zd = NULL;
+	if (!empty) {
+		zdesc_build(f, shift, s->zdesc);
+		zd = s->zdesc;
+	}
+	uint64_t row0 = e0 / cols;
+	for (size_t i = 0; i < n && !d.bad;) {
+		uint64_t r = (e0 + i) / cols;
+		size_t end = (size_t)((r + 1) * cols - e0);
+		if (end > n)
+			end = n;
+		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
+		i = qres_row16(&d, rd.x, rd.ways - 1, f, s->tab, zd, t, q, empty, out, i, end);
+	}
+	return close_part(&rd, &d);
+}
