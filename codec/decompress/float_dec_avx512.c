@@ -125,15 +125,22 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 		return 0;
 	uint64_t *xs = &X[i & wm];
 	__m512i x = _mm512_loadu_si512(xs);
-	__m512i step = _mm512_i64gather_epi64(_mm512_add_epi64(at3, one), base, 8);
-	__m512i shift = _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(at3, _mm512_set1_epi64(2)), base, 8), m32);
+	/* every bucket's shift is the part's or 0: no gather when that is 0 */
+	__m512i shift = t->shift ? _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(at3, _mm512_set1_epi64(2)), base, 8), m32)
+		: _mm512_setzero_si512();
 	__m512i slot = _mm512_and_si512(x, m16);
 	/* v = ((slot + 1) n - 1) >> 16; both factors < 2^32 */
 	__m512i v = _mm512_srli_epi64(_mm512_sub_epi64(_mm512_mul_epu32(_mm512_add_epi64(slot, one), n), one),
 				      RANS_UNIFORM_BITS);
-	__m512i a = _mm512_mullo_epi64(v, step);
-	__m512i start = _mm512_srli_epi64(a, 32);
-	__m512i f = _mm512_sub_epi64(_mm512_srli_epi64(_mm512_add_epi64(a, step), 32), start);
+	/* start(v) = floor(v 2^16 / n) in doubles, without gathering the step:
+	 * v r (r = 2^16/n rounded) is within 2^-36 of the quotient, which is an
+	 * integer or at least 1/n >= 2^-16 below the next one, so adding 2^-20
+	 * and truncating is exact (checked for every n <= 2^16 and v <= n in
+	 * test_codec's test_uniform_slots_exact) */
+	__m512d r = _mm512_div_pd(_mm512_set1_pd(65536.0), _mm512_cvtepu64_pd(n));
+	__m512d vd = _mm512_cvtepu64_pd(v), eps = _mm512_set1_pd(0x1p-20);
+	__m512i start = _mm512_cvttpd_epu64(_mm512_fmadd_pd(vd, r, eps));
+	__m512i f = _mm512_sub_epi64(_mm512_cvttpd_epu64(_mm512_fmadd_pd(_mm512_add_pd(vd, _mm512_set1_pd(1.0)), r, eps)), start);
 	__m512i xn = _mm512_add_epi64(_mm512_mullo_epi64(f, _mm512_srli_epi64(x, RANS_UNIFORM_BITS)),
 				      _mm512_sub_epi64(slot, start));
 	__m512i val = _mm512_sllv_epi64(_mm512_add_epi64(_mm512_and_si512(lon, m32), v), shift);

@@ -4,6 +4,7 @@
  * exactly; the quantiser's buckets agree with the quantiser; damaged parts
  * are rejected without crashing.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,6 +82,16 @@ static void test_uniform_slots_exact(void **state)
 			assert_int_equal(((uint64_t)(s0 + 1) * n - 1) >> 16, v);
 			assert_int_equal(((uint64_t)s1 * n - 1) >> 16, v);
 		}
+	}
+	/* the AVX-512 kernel's form in doubles (float_dec_avx512.c), for every
+	 * n <= 2^16 and v <= n: trunc(fma(v, 2^16 / n, 2^-20)) */
+	for (uint32_t n = 1; n <= RANS_UNIFORM_MAX; n++) {
+		double r = 65536.0 / (double)n;
+		uint32_t bad = 0;
+		for (uint32_t v = 0; v <= n; v++)
+			bad |= (uint64_t)fma((double)v, r, 0x1p-20) != ((uint64_t)v << 16) / n;
+		if (bad)
+			fail_msg("double form of start(v) wrong for n = %u", n);
 	}
 }
 
