@@ -193,4 +193,24 @@ ALWAYS_INLINE uint32_t qres_one(uint64_t *x, dstream *d, const qs_fmtinfo *f, co
 	return (q < 0 ? 1u << (es * 8 - 1) : 0) | (b->lo + idx) << b->shift;
 }
 
+/* ---- FSYM of 16-bit floats ------------------------------------------------ */
+
+#define FSYM_SLOW 0xff
+
+/* For 16-bit floats, everything one slot decodes to, in one load: the
+ * symbol's table entry, its mantissa width (FSYM_SLOW when the mantissa is
+ * not a power-of-two count: subnormals) and the float's fixed bits. */
+static inline void fsym_fast_build(const qs_fmtinfo *f, unsigned shift, const ft_dec_entry *tab, fsym_fast *ff)
+{
+	for (uint32_t s = 0; s < FT_M; s++) {
+		unsigned sh = shift;
+		uint32_t first, sign;
+		uint64_t n = qs_fsym_count_shifted(f, tab[s].sym, f->magmask, &sh, &first, &sign);
+		unsigned w = rans_log2_exact(n);
+		ff[s] = (fsym_fast){ tab[s].freq, tab[s].bias,
+				     (uint16_t)(sign << (f->exp_bits + f->mant_bits) | first << sh),
+				     (uint8_t)(w <= RANS_JOINT_MAX_BITS ? w : FSYM_SLOW), (uint8_t)sh };
+	}
+}
+
 #endif

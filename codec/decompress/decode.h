@@ -33,8 +33,9 @@ int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, siz
 int qs_dec_qres(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
 
-/* The same with AVX-512 F/DQ/VL/BW (float_dec_avx512.c); QRES of F32 and
- * parts of fewer than 8 states go to the scalar kernel. */
+/* The same with AVX-512 F/DQ/VL/BW (float_dec_avx512.c); F32 parts and
+ * parts of fewer than 8 states go to the scalar kernels. */
+int qs_dec_fsym_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n);
 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		       size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);

@@ -1,5 +1,5 @@
 /*
- * float_dec_avx512.c - QCODE and 16-bit QRES decoders for CPUs with
+ * float_dec_avx512.c - QCODE, and 16-bit FSYM and QRES, decoders for CPUs with
  * AVX-512 F/DQ/VL/BW (dispatch.c checks cpuid; nothing here runs elsewhere).
  *
  * Eight consecutive elements i .. i+7 (i a multiple of 8) use eight
@@ -81,6 +81,64 @@ AVX512 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, 
 	}
 	for (; i < n && !d.bad; i++)
 		q[i] = (int8_t)(sym(&rd.x[i & wm], &d, s->tab, 1) - 128);
+	return close_part(&rd, &d);
+}
+
+/* ---- FSYM (16-bit floats) ---------------------------------------------- */
+
+_Static_assert(sizeof(fsym_fast) == 8 && offsetof(fsym_fast, bias) == 2 && offsetof(fsym_fast, base) == 4
+	       && offsetof(fsym_fast, w) == 6 && offsetof(fsym_fast, shift) == 7, "fsym_fast layout");
+
+/* Elements i .. i+7 as joint symbols; 0, touching nothing, if one of them is
+ * not (a subnormal: FSYM_SLOW). */
+AVX512_INLINE int fsym8(uint64_t *X, size_t wm, const uint8_t **p, const fsym_fast *ff, uint8_t *out, size_t i)
+{
+	const __m512i one = _mm512_set1_epi64(1), m8 = _mm512_set1_epi64(0xff), m16 = _mm512_set1_epi64(0xffff);
+	uint64_t *xs = &X[i & wm];
+	__m512i x = _mm512_loadu_si512(xs);
+	/* fsym_fast is 8 bytes: freq | bias << 16 | base << 32 | w << 48 | shift << 56 */
+	__m512i e = _mm512_i64gather_epi64(_mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1)), (const void *)ff, 8);
+	__m512i w = _mm512_and_si512(_mm512_srli_epi64(e, 48), m8);
+	if (_mm512_cmpeq_epi64_mask(w, _mm512_set1_epi64(FSYM_SLOW)))
+		return 0;
+	__m512i mant = _mm512_and_si512(_mm512_srli_epi64(x, FT_BITS), _mm512_sub_epi64(_mm512_sllv_epi64(one, w), one));
+	__m512i val = _mm512_add_epi64(_mm512_and_si512(_mm512_srli_epi64(e, 32), m16),
+				       _mm512_sllv_epi64(mant, _mm512_srli_epi64(e, 56)));
+	x = _mm512_add_epi64(_mm512_mullo_epi64(_mm512_and_si512(e, m16),
+						_mm512_srlv_epi64(x, _mm512_add_epi64(w, _mm512_set1_epi64(FT_BITS)))),
+			     _mm512_and_si512(_mm512_srli_epi64(e, 16), m16));
+	x = refill8(x, p);
+	_mm512_storeu_si512(xs, x);
+	_mm_storeu_si128((__m128i *)(out + 2 * i), _mm512_cvtepi64_epi16(val));
+	return 1;
+}
+
+AVX512 int qs_dec_fsym_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out,
+			      size_t n)
+{
+	rans_dec rd;
+	dstream d;
+	int empty;
+	unsigned shift;
+	const uint8_t *p0 = p;
+	size_t len0 = len;
+	if (f->esize != 2)
+		return qs_dec_fsym(s, f, p0, len0, out, n);
+	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, &rd, &d) || (empty && n))
+		return -1;
+	if (rd.ways < 8 || !n)
+		return qs_dec_fsym(s, f, p0, len0, out, n);
+	fsym_fast_build(f, shift, s->tab, s->ffast);
+	const size_t wm = rd.ways - 1;
+	size_t i = 0;
+	for (size_t b; (b = batch(&d, n - i)) >= 8;) {
+		for (size_t stop = i + (b & ~(size_t)7); i < stop; i += 8)
+			if (!fsym8(rd.x, wm, &d.ptr, s->ffast, out, i))
+				for (size_t k = i; k < i + 8; k++)
+					store(out + 2 * k, fsym(&rd.x[k & wm], &d, f, s->tab, f->magmask, shift, 0), 2);
+	}
+	for (; i < n && !d.bad; i++)
+		store(out + 2 * i, fsym(&rd.x[i & wm], &d, f, s->tab, f->magmask, shift, 1), 2);
 	return close_part(&rd, &d);
 }
 

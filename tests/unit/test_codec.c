@@ -201,8 +201,8 @@ static void test_stream_header_checked(void **state)
 	}
 }
 
-/* Every kernel set against the scalar one on the same parts, intact and
- * damaged: the same return code, and the same bytes whenever both succeed.
+/* Every kernel set against the scalar one on the same parts (QCODE, QRES,
+ * and FSYM of the same floats), intact and damaged: the same return code, and the same bytes whenever both succeed.
  * The weights are chosen to reach every branch of the vector paths: dense
  * Gaussian rows, ternary rows with ~88% zeros (QMoE-style, code 0 in most
  * lanes), rows of subnormals and rows cut at widths that are not multiples
@@ -241,13 +241,22 @@ static void test_kernels_agree(void **state)
 		uint8_t *o1 = malloc(n * f->esize), *o2 = malloc(n * f->esize);
 		size_t lb = qs_enc_qres(es, f, w, n, 0, cols, sc, q, pb);
 		size_t la = qs_enc_qcode(es, q, n, pa);
-		assert_true(la > 0 && lb > 0);
+		uint8_t *pf = malloc(n * f->esize + QS_PART_SLACK + 1);
+		size_t lf = qs_enc_fsym(es, f, w, n, pf);   /* the same floats stored once */
+		assert_true(la > 0 && lb > 0 && lf > 0);
 		for (int dmg = 0; dmg < 6; dmg++) {
 			if (dmg) {   /* damage one byte of each coded part */
 				if (pa[0] == QS_CODEC_QCODE) pa[1 + rnd() % (la - 1)] ^= (uint8_t)(1 + rnd() % 255);
 				if (pb[0] == QS_CODEC_QRES) pb[1 + rnd() % (lb - 1)] ^= (uint8_t)(1 + rnd() % 255);
+				if (pf[0] == QS_CODEC_FSYM) pf[1 + rnd() % (lf - 1)] ^= (uint8_t)(1 + rnd() % 255);
 			}
 			for (size_t k = 0; k < nsets; k++) {
+				if (pf[0] == QS_CODEC_FSYM) {
+					int r1 = sets[0]->fsym(ds, f, pf + 1, lf - 1, o1, n), r2 = sets[k]->fsym(ds2, f, pf + 1, lf - 1, o2, n);
+					assert_int_equal(r1, r2);
+					if (!r1) assert_memory_equal(o1, o2, n * f->esize);
+					if (!dmg) assert_memory_equal(w, o2, n * f->esize);
+				}
 				qs_qtab_cache_reset(&ds->qcache);
 				qs_qtab_cache_reset(&ds2->qcache);
 				if (pa[0] == QS_CODEC_QCODE) {
@@ -266,7 +275,7 @@ static void test_kernels_agree(void **state)
 			}
 		}
 		qs_enc_scratch_free(es);
-		free(w); free(sc); free(q); free(q1); free(q2); free(pa); free(pb); free(o1); free(o2);
+		free(w); free(sc); free(q); free(q1); free(q2); free(pa); free(pb); free(pf); free(o1); free(o2);
 	}
 	free(ds); free(ds2); free(rc);
 }
@@ -304,9 +313,13 @@ static void test_buckets_match_quantiser(void **state)
 					assert_int_equal(q < 0, sign);
 					const qs_bucket *b = &t.b[q + 128];
 					assert_true(mag >= b->lo && mag - b->lo < b->n);
-					/* dequantisation error is at most half a step */
-					double err = (double)v - (double)q * (double)s;
-					assert_true(err <= 0.5 * (double)s * (1 + 1e-6) && err >= -0.5 * (double)s * (1 + 1e-6));
+					/* dequantisation error is at most half a step, plus the
+					 * rounding of the binary32 quotient (|v/s| <= 128, relative
+					 * error 2^-24: 2^-17 of a step) */
+					double err = (double)v - (double)q * (double)s, lim = (0.5 + 0x1p-16) * (double)s;
+					if (!(err <= lim && err >= -lim))
+						fail_msg("fmt %d absmax %g s %g mag %u v %g q %d err %g", fmt, (double)am, (double)s, mag,
+							 (double)v, q, err);
 				}
 			}
 		}
