@@ -284,7 +284,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	qs_raise_fd_limit();
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		say(stdout, "qstore %s", QSTORE_VERSION_STRING);
+		say(stdout, "qstore %s (container format %d, %s decoder)", QSTORE_VERSION_STRING, QSTORE_CONTAINER_FORMAT,
+		    qs_decoder_kernels());
 		return 0;
 	}
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {

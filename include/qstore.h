@@ -44,6 +44,12 @@ extern "C" {
 #endif
 
 #define QSTORE_VERSION_STRING "0.2.0"
+/* the container format version this library writes and reads (codec/FORMAT.md) */
+#define QSTORE_CONTAINER_FORMAT 2
+
+/* The decoder kernel set this process uses ("scalar", "avx512"): the best
+ * the CPU runs, or the one the environment variable QSTORE_SIMD names. */
+QS_API const char *qs_decoder_kernels(void);
 
 /* Every call that can fail fills one of these with a one-line message that
  * names the file (and tensor, chunk) concerned. */

@@ -11,9 +11,11 @@
 #ifndef QS_FORMAT_H
 #define QS_FORMAT_H
 
+#include "qstore.h"
+
 #define QS_HEADER_SIZE 64
 #define QS_TRAILER_SIZE 128
-#define QS_FORMAT_VERSION 2
+#define QS_FORMAT_VERSION QSTORE_CONTAINER_FORMAT
 #define QS_CHUNK_REC 32
 #define QS_EXTENT_REC 32
 /* "\x89QSTORE\n": a high byte and a newline catch text-mode transfers */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "qstore.h"
 
 static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres };
 static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym_avx512, qs_dec_qcode_avx512, qs_dec_qres_avx512 };
@@ -53,4 +54,9 @@ const qs_dec_kernels *qs_dec_select(void)
 		if (!strcmp(av[i]->name, want))
 			return av[i];
 	return av[n - 1];
+}
+
+const char *qs_decoder_kernels(void)
+{
+	return qs_dec_select()->name;
 }

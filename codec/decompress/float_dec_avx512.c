@@ -35,11 +35,7 @@ _Static_assert(sizeof(qs_bucket) == 24 && offsetof(qs_bucket, n) == 4 && offseto
 AVX512_INLINE __m512i refill8(__m512i x, const uint8_t **p)
 {
 	__mmask8 need = _mm512_cmplt_epu64_mask(x, _mm512_set1_epi64((long long)RANS_L));
-	__m256i raw = _mm256_loadu_si256((const __m256i *)*p);
-	/* keep the expand in its register form: folded into a memory operand
-	 * it is microcoded on some CPUs (Zen 4) */
-	__asm__("" : "+v"(raw));
-	__m256i w = _mm256_maskz_expand_epi32(need, raw);
+	__m256i w = _mm256_maskz_expand_epi32(need, _mm256_loadu_si256((const __m256i *)*p));
 	x = _mm512_mask_or_epi64(x, need, _mm512_slli_epi64(x, 32), _mm512_cvtepu32_epi64(w));
 	*p += 4 * (unsigned)__builtin_popcount(need);
 	return x;

@@ -16,4 +16,6 @@ for m in bf16 f16 f32; do
 			 { [ $set = scalar ] || diff -r '$T/$m.scalar.int8' '$T/$m.$set.int8'; }"
 	done
 done
+check "QSTORE_SIMD=scalar: --version names the scalar decoder" bash -c "QSTORE_SIMD=scalar '$QSTORE' --version | grep -q 'scalar decoder'"
+check "--version names a decoder set" bash -c "'$QSTORE' --version | grep -Eq '(scalar|avx512) decoder'"
 finish

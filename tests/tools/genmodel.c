@@ -3,7 +3,7 @@
  * realistic weight statistics, for tests, the demo and the benchmark.
  *
  *   genmodel OUTDIR [--mb N] [--hidden H] [--vocab V] [--dtype bf16|f16|f32] [--shards K]
- *                   [--seed S] [--special]
+ *                   [--seed S] [--special] [--ternary]
  *
  * Weights: per-row scale lognormal (sigma 0.35), Gaussian bulk with 1% of
  * values drawn 3-8x wider (heavy tails), three outlier columns per matrix
@@ -11,6 +11,8 @@
  * --special adds the awkward cases: NaN payloads, +-Inf, -0.0, subnormals,
  * an all-zero row, a 0-d and an empty tensor, an odd-sized I8 tensor that
  * leaves every later offset unaligned, and __metadata__.
+ * --ternary makes every Linear weight QMoE-style: per row {-a, 0, +a} with
+ * about 88% zeros (a low-entropy model; embeddings and norms stay dense).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,7 +23,7 @@
 #include "halfcast.h"
 
 enum { BF16, F16, F32 };
-static int dtype = BF16, esz = 2;
+static int dtype = BF16, esz = 2, ternary = 0;
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 
 static uint64_t next(void)
@@ -74,7 +76,7 @@ static tensor *add(const char *name, const char *dt, int ndim, uint64_t a, uint6
 
 static const char *DT(void) { return dtype == BF16 ? "BF16" : dtype == F16 ? "F16" : "F32"; }
 
-static void matrix(const char *name, uint64_t rows, uint64_t cols, double base)
+static void matrix(const char *name, uint64_t rows, uint64_t cols, double base, int tern)
 {
 	tensor *t = add(name, DT(), 2, rows, cols, rows * cols * esz);
 	uint64_t oc[3] = { next() % cols, next() % cols, next() % cols };
@@ -82,6 +84,11 @@ static void matrix(const char *name, uint64_t rows, uint64_t cols, double base)
 		double g = gauss() * 2.8; /* sigma 0.35 in ln units = 0.5 in log2 = 4 eighths */
 		double sc = base * pow2_8((int)(g < 0 ? g - 0.5 : g + 0.5));
 		for (uint64_t c = 0; c < cols; c++) {
+			if (tern) {
+				double u = uni();
+				put(t->data + (r * cols + c) * esz, u < 0.88 ? 0.0f : (float)(u < 0.94 ? sc : -sc));
+				continue;
+			}
 			double w = gauss() * sc;
 			if (uni() < 0.01) w *= 3 + 5 * uni();
 			if (c == oc[0] || c == oc[1] || c == oc[2]) w *= 10;
@@ -142,7 +149,7 @@ static void write_shard(const char *dir, const char *fname, int shard, int speci
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: genmodel OUTDIR [--mb N] [--hidden H] [--vocab V] [--dtype bf16|f16|f32] [--shards K] [--seed S] [--special]\n");
+		fprintf(stderr, "usage: genmodel OUTDIR [--mb N] [--hidden H] [--vocab V] [--dtype bf16|f16|f32] [--shards K] [--seed S] [--special] [--ternary]\n");
 		return 2;
 	}
 	const char *dir = argv[1];
@@ -156,6 +163,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab = strtoull(argv[++i], 0, 10);
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc) rng ^= strtoull(argv[++i], 0, 10) * 0x2545F4914F6CDD1Dull;
 		else if (!strcmp(argv[i], "--special")) special = 1;
+		else if (!strcmp(argv[i], "--ternary")) ternary = 1;
 		else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
 			const char *d = argv[++i];
 			dtype = !strcmp(d, "f16") ? F16 : !strcmp(d, "f32") ? F32 : BF16;
@@ -177,21 +185,21 @@ int main(int argc, char **argv)
 		put(T[nt - 1].data, 0.5f);
 		add("model.empty.weight", DT(), 2, 0, 4, 0);
 	}
-	matrix("model.embed_tokens.weight", V, H, 0.02);
+	matrix("model.embed_tokens.weight", V, H, 0.02, 0);
 	for (int l = 0; l < layers; l++) {
 		static const char *attn[] = { "q_proj", "k_proj", "v_proj", "o_proj" };
 		for (int k = 0; k < 4; k++) {
 			snprintf(name, sizeof(name), "model.layers.%d.self_attn.%s.weight", l, attn[k]);
-			matrix(name, H, H, base);
+			matrix(name, H, H, base, ternary);
 		}
-		snprintf(name, sizeof(name), "model.layers.%d.mlp.gate_proj.weight", l); matrix(name, I, H, base);
-		snprintf(name, sizeof(name), "model.layers.%d.mlp.up_proj.weight", l); matrix(name, I, H, base);
-		snprintf(name, sizeof(name), "model.layers.%d.mlp.down_proj.weight", l); matrix(name, H, I, base);
+		snprintf(name, sizeof(name), "model.layers.%d.mlp.gate_proj.weight", l); matrix(name, I, H, base, ternary);
+		snprintf(name, sizeof(name), "model.layers.%d.mlp.up_proj.weight", l); matrix(name, I, H, base, ternary);
+		snprintf(name, sizeof(name), "model.layers.%d.mlp.down_proj.weight", l); matrix(name, H, I, base, ternary);
 		snprintf(name, sizeof(name), "model.layers.%d.input_layernorm.weight", l); vector(name, H, 1.0, 0.05);
 		snprintf(name, sizeof(name), "model.layers.%d.post_attention_layernorm.weight", l); vector(name, H, 1.0, 0.05);
 	}
 	vector("model.norm.weight", H, 1.0, 0.05);
-	matrix("lm_head.weight", V, H, 0.02);
+	matrix("lm_head.weight", V, H, 0.02, 0);
 	if (special && dtype != F32) {
 		/* awkward values inside a quantised weight and a float vector */
 		tensor *w = &T[3 + 1 + 0]; /* layer 0 q_proj */
