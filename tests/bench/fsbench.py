@@ -126,6 +126,10 @@ def main():
         n2, t2 = timed(lambda: read_file(p))
         return n1 / t1, n2 / t2
     r["cold read, BF16 single-file view"], r["warm re-read (kernel cache)"] = mounted(cold_then_warm)
+    for w in (1, 2):
+        r[f"cold read, BF16 single-file view, workers={w}"] = mounted(
+            lambda m: (lambda nt: nt[0] / nt[1])(timed(lambda: read_file(m.path("gen8", "model-bf16.safetensors")))),
+            [f"workers={w}"])
     r["cold read, INT8 single-file view"] = mounted(
         lambda m: (lambda nt: nt[0] / nt[1])(timed(lambda: read_file(m.path("gen8", "model-int8.safetensors")))))
 
