@@ -193,6 +193,17 @@ ALWAYS_INLINE uint32_t qres_one(uint64_t *x, dstream *d, const qs_fmtinfo *f, co
 	return (q < 0 ? 1u << (es * 8 - 1) : 0) | (b->lo + idx) << b->shift;
 }
 
+/* QRES rows: element i of a part that starts at element e0 of a tensor
+ * with cols columns lies in row *r (counted from the part's first row, as
+ * the scales are); returns the end of that row in the part, at most n. */
+static inline size_t row_end(uint64_t e0, uint64_t cols, size_t i, size_t n, uint64_t *r)
+{
+	uint64_t row = (e0 + i) / cols;
+	size_t end = (size_t)((row + 1) * cols - e0);
+	*r = row - e0 / cols;
+	return end < n ? end : n;
+}
+
 /* ---- FSYM of 16-bit floats ------------------------------------------------ */
 
 #define FSYM_SLOW 0xff

@@ -140,16 +140,13 @@ ALWAYS_INLINE int qres_loop(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_
 	rans_dec rd;
 	dstream d;
 	int empty;
-	uint64_t row0 = e0 / cols;
 	unsigned shift;
 	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, &rd, &d))
 		return -1;
 	for (size_t i = 0; i < n && !d.bad;) {
-		uint64_t r = (e0 + i) / cols;
-		size_t end = (size_t)((r + 1) * cols - e0);
-		if (end > n)
-			end = n;
-		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
+		uint64_t r;
+		size_t end = row_end(e0, cols, i, n, &r);
+		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
 		i = qres_row(&d, rd.x, rd.ways - 1, f, s->tab, t, q, empty, out, i, end, es);
 	}
 	return close_part(&rd, &d);

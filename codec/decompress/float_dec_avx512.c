@@ -269,13 +269,10 @@ AVX512 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint
 		zdesc_build(f, shift, s->zdesc);
 		zd = s->zdesc;
 	}
-	uint64_t row0 = e0 / cols;
 	for (size_t i = 0; i < n && !d.bad;) {
-		uint64_t r = (e0 + i) / cols;
-		size_t end = (size_t)((r + 1) * cols - e0);
-		if (end > n)
-			end = n;
-		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
+		uint64_t r;
+		size_t end = row_end(e0, cols, i, n, &r);
+		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
 		i = qres_row16(&d, rd.x, rd.ways - 1, f, s->tab, zd, t, q, empty, out, i, end);
 	}
 	return close_part(&rd, &d);
