@@ -6,7 +6,8 @@
  *   RAW    the decoded bytes verbatim (fallback when coding does not pay);
  *   ZSTD   one zstd frame (opaque bytes: headers, config, integer tensors);
  *   FSYM   a float tensor stored once: rANS over sign+exponent symbols, the
- *          mantissa coded uniformly (ZipNN's observation, done at entropy);
+ *          mantissa coded uniformly, in the same step when it is a power-of-
+ *          two count (ZipNN's observation, done at entropy);
  *   QCODE  INT8 codes: rANS order-0 over q+128;
  *   QRES   the high-precision floats given their INT8 codes and row scales:
  *          code != 0: the position inside the row's bucket, uniform over the

@@ -32,7 +32,8 @@
  * end, and the header stays 8 bytes per state.  The encoder starts every state
  * at RANS_L; the decoder must end with all of them back at RANS_L and every
  * word consumed, which catches most damage before the checksum does.  The
- * decoding loops live in decompress/float_dec.c, specialised per codec.
+ * decoding steps live in decompress/dec_core.h, the loops in float_dec.c
+ * (portable) and float_dec_avx512.c (eight states per vector).
  */
 #ifndef QS_RANS_H
 #define QS_RANS_H

@@ -197,6 +197,20 @@ def test_live_directory(models, mount_factory, tmp_path):
     assert sorted(os.listdir(m.dir)) == [".qstorefs"]
 
 
+def test_format_version_1_container_not_shown_and_named(mount_factory, tmp_path):
+    """A container from qstore 0.1 (format 1) is left out of the mount with one
+    log line naming the file, the version and what to do; the others serve."""
+    golden = os.path.join(os.path.dirname(__file__), "..", "golden")
+    back = tmp_path / "back"
+    back.mkdir()
+    shutil.copy(os.path.join(golden, "golden-v1.qst"), back / "old.qst")
+    shutil.copy(os.path.join(golden, "golden.qst"), back / "new.qst")
+    m = mount_factory(str(back))
+    assert sorted(os.listdir(m.dir)) == [".qstorefs", "new"]
+    log = m.log_text()
+    assert "old.qst" in log and "format version 1 is not supported" in log and "unpack it with qstore 0.1" in log, log
+
+
 def test_replace_by_rename_under_readers(models, mount_factory, tmp_path):
     """Readers stream a model while its container is replaced by rename: every
     handle reads one version whole, new opens see the new version."""
