@@ -29,24 +29,7 @@ const char *qs_fmt_dtype(int fmt)
 	return fmt == QS_FMT_BF16 ? "BF16" : fmt == QS_FMT_F16 ? "F16" : fmt == QS_FMT_F32 ? "F32" : "?";
 }
 
-static float f32_from_bits(uint32_t b) { float f; memcpy(&f, &b, 4); return f; }
 static uint32_t f32_bits(float f) { uint32_t b; memcpy(&b, &f, 4); return b; }
-
-float qs_to_f32(const qs_fmtinfo *f, uint32_t bits)
-{
-	if (f->fmt == QS_FMT_BF16)
-		return f32_from_bits(bits << 16);
-	if (f->fmt == QS_FMT_F32)
-		return f32_from_bits(bits);
-	uint32_t sign = (bits & 0x8000) << 16, e = (bits >> 10) & 31, m = bits & 1023;
-	if (e == 0) {
-		float v = (float)m * 0x1p-24f;  /* exact: subnormal or zero */
-		return sign ? -v : v;
-	}
-	if (e == 31)
-		return f32_from_bits(sign | 0x7f800000 | m << 13);
-	return f32_from_bits(sign | (e + 112) << 23 | m << 13);
-}
 
 /* largest magnitude pattern whose value is <= x (x >= 0 finite) */
 static uint32_t mag_floor(const qs_fmtinfo *f, double x)

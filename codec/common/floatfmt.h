@@ -17,6 +17,9 @@
 
 #include <stdint.h>
 
+/* Float layouts the codecs understand (sign | exponent | mantissa). */
+enum qs_fmt { QS_FMT_NONE = 0, QS_FMT_BF16 = 1, QS_FMT_F16 = 2, QS_FMT_F32 = 3 };
+
 typedef struct qs_fmtinfo {
 	int fmt;                 /* enum qs_fmt */
 	uint32_t esize;          /* 2 or 4 */
@@ -30,7 +33,29 @@ const qs_fmtinfo *qs_fmt_info(int fmt);
 int qs_fmt_from_dtype(const char *dtype);          /* QS_FMT_NONE if not a float we model */
 const char *qs_fmt_dtype(int fmt);
 
-float qs_to_f32(const qs_fmtinfo *f, uint32_t bits);
+static inline float qs_f32_from_bits(uint32_t b)
+{
+	float v;
+	__builtin_memcpy(&v, &b, 4);
+	return v;
+}
+/* The value of a float of format f, exactly, as binary32 (inline: the
+ * packer calls it for every weight). */
+static inline float qs_to_f32(const qs_fmtinfo *f, uint32_t bits)
+{
+	if (f->fmt == QS_FMT_BF16)
+		return qs_f32_from_bits(bits << 16);
+	if (f->fmt == QS_FMT_F32)
+		return qs_f32_from_bits(bits);
+	uint32_t sign = (bits & 0x8000) << 16, e = (bits >> 10) & 31, m = bits & 1023;
+	if (e == 0) {
+		float v = (float)m * 0x1p-24f;  /* exact: subnormal or zero */
+		return sign ? -v : v;
+	}
+	if (e == 31)
+		return qs_f32_from_bits(sign | 0x7f800000 | m << 13);
+	return qs_f32_from_bits(sign | (e + 112) << 23 | m << 13);
+}
 static inline uint32_t qs_load(const qs_fmtinfo *f, const uint8_t *p)
 {
 	return f->esize == 2 ? (uint32_t)(p[0] | p[1] << 8)

@@ -13,6 +13,7 @@
 
 #include "qstore.h"
 #include "qstore_chunk.h"
+#include "floatfmt.h"
 
 #define QS_MAX_DIMS 16
 /* Hard upper bound on one chunk's decoded size: readers size their scratch
@@ -33,8 +34,6 @@ enum qs_face {
 	QS_FACE_Q = 1,        /* QUANT only: one signed INT8 code per element */
 };
 
-/* Float layouts the codecs understand (sign | exponent | mantissa). */
-enum qs_fmt { QS_FMT_NONE = 0, QS_FMT_BF16 = 1, QS_FMT_F16 = 2, QS_FMT_F32 = 3 };
 
 typedef struct qs_stream {
 	char *name;            /* tensor name or file path, for messages */

@@ -137,8 +137,9 @@ static inline void rans_put_bits(rans_enc *e, unsigned way, uint32_t v, unsigned
 /* value in [0, n), 2 <= n <= 2^16, step = rans_step_make(n) */
 static inline void rans_put_uniform(rans_enc *e, unsigned way, uint32_t v, uint64_t step)
 {
-	uint32_t start = rans_uniform_start(v, step);
-	rans_put(e, way, start, rans_uniform_start(v + 1, step) - start, RANS_UNIFORM_BITS);
+	uint64_t at = v * step;   /* start(v + 1) = (at + step) >> 32 */
+	uint32_t start = (uint32_t)(at >> 32);
+	rans_put(e, way, start, (uint32_t)((at + step) >> 32) - start, RANS_UNIFORM_BITS);
 }
 
 static inline unsigned rans_log2_exact(uint64_t n) /* k if n == 2^k, else 64 */
