@@ -56,7 +56,9 @@ static int build(qfs_daemon *d)
 	/* chunk buffers of 1 MiB: keep them out of the heap's arenas so that
 	 * evicted chunks go back to the system and RSS tracks the cache */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	d->srv = qsv_server_new(d->o.cache_size, d->o.prefetch_max, d->o.workers, &d->log);
+	/* no threads yet: they would not survive fuse_daemonize's fork
+	 * (serve() starts the prefetch workers after it) */
+	d->srv = qsv_server_new(d->o.cache_size, d->o.prefetch_max, 0, &d->log);
 	d->ns = d->srv ? qfs_ns_new(d->srv, &d->log, d->o.backing, d->o.ceiling) : NULL;
 	if (!d->ns) {
 		fprintf(stderr, "qstorefs: out of memory (or cannot start threads)\n");
@@ -96,6 +98,8 @@ static int serve(qfs_daemon *d, struct fuse_args *args, qfs_watcher *w)
 	if (!d->o.foreground)
 		qsv_log_to_syslog(&d->log);   /* stderr is /dev/null from here on */
 	atomic_store(&d->mounted, 1);
+	if (qsv_server_start_workers(d->srv, d->o.workers))
+		qsv_logf(&d->log, QSV_WARN, "cannot start the prefetch workers: reads decode on demand only");
 	if (qfs_watcher_start(w))
 		qsv_logf(&d->log, QSV_WARN, "cannot start the watcher: changes appear on the next listing");
 	qfs_ready_start(d);

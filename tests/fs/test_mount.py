@@ -9,6 +9,7 @@ import random
 import shutil
 import signal
 import struct
+import subprocess
 import threading
 import time
 
@@ -209,6 +210,53 @@ def test_format_version_1_container_not_shown_and_named(mount_factory, tmp_path)
     assert sorted(os.listdir(m.dir)) == [".qstorefs", "new"]
     log = m.log_text()
     assert "old.qst" in log and "format version 1 is not supported" in log and "unpack it with qstore 0.1" in log, log
+
+
+def test_background_daemon_prefetches(models, tmp_path):
+    """Started without -f (mount -t, fstab), the daemon forks into the
+    background: its prefetch workers must run there.  They used to be
+    started before the fork, so a backgrounded daemon queued prefetch jobs
+    that no thread ran (stats: issued 0 after a whole sequential read)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    from qsmount import QSTOREFS
+    r = subprocess.run([QSTOREFS, models["_back"], str(mnt), "-o", "cache_size=64M"],
+                       capture_output=True, text=True, timeout=30)
+    try:
+        assert r.returncode == 0 and os.path.ismount(mnt), r.stderr
+        with open(mnt / "single" / "model-bf16.safetensors", "rb", buffering=0) as f:
+            while f.read(1 << 20):
+                pass
+        with open(mnt / ".qstorefs" / "stats") as f:
+            st = json.load(f)
+        assert st["prefetch"]["issued"] > 0, st
+    finally:
+        pids = daemons_serving(str(mnt))
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    # and it exits once unmounted (it used to hang in pthread_join on
+    # workers that existed only in the parent it forked from)
+    deadline = time.time() + 20
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    left = [p for p in pids if os.path.exists(f"/proc/{p}")]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert pids and not left, f"daemon {left} still running 20 s after unmount"
+
+
+def daemons_serving(mnt):
+    """PIDs of qstorefs processes whose command line names MNT."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if args and os.path.basename(args[0]) == b"qstorefs" and mnt.encode() in args:
+                out.append(int(d))
+    return out
 
 
 def test_replace_by_rename_under_readers(models, mount_factory, tmp_path):
