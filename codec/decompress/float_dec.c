@@ -10,9 +10,10 @@
  * outside it.  Every function that sees the states and the word pointer is
  * inlined into its kernel, so they stay locals whose address never escapes:
  * the output is written through byte pointers, which may alias anything
- * else and would force a reload of the state after every store.  The common element of each codec takes one straight path with
- * no data-dependent branch; rare ones (a code-0 float, a subnormal, a bucket
- * above 2^16) leave it for the general decoding.  Every decoder also checks
+ * else and would force a reload of the state after every store.  The common
+ * element of each codec takes one straight path with no data-dependent
+ * branch; rare ones (a code-0 float, a subnormal, a bucket above 2^16)
+ * leave it for the general decoding.  Every decoder also checks
  * what a hostile part could get wrong: table sums, symbols impossible under
  * the row's bucket, words running out, and the final states.
  */

@@ -154,8 +154,8 @@ static void zdesc_build(const qs_fmtinfo *f, unsigned shift, uint64_t *zd)
 		uint64_t n = qs_fsym_count_shifted(f, y, f->magmask, &sh, &first, &sign);
 		unsigned w = rans_log2_exact(n);
 		uint64_t top = n ? ((uint64_t)first + n - 1) << sh : 0xffff;
-		zd[y] = (sign << (f->exp_bits + f->mant_bits) | first << sh) | (uint64_t)(w <= RANS_JOINT_MAX_BITS ? w : ZD_SLOW) << 16
-			| (uint64_t)sh << 24 | top << 32;
+		uint64_t wide = w <= RANS_JOINT_MAX_BITS ? w : ZD_SLOW;
+		zd[y] = (sign << (f->exp_bits + f->mant_bits) | first << sh) | wide << 16 | (uint64_t)sh << 24 | top << 32;
 	}
 }
 
@@ -180,8 +180,9 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	uint64_t *xs = &X[i & wm];
 	__m512i x = _mm512_loadu_si512(xs);
 	/* every bucket's shift is the part's or 0: no gather when that is 0 */
-	__m512i shift = t->shift ? _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(at3, _mm512_set1_epi64(2)), base, 8), m32)
-		: _mm512_setzero_si512();
+	__m512i shift = _mm512_setzero_si512();
+	if (t->shift)
+		shift = _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(at3, _mm512_set1_epi64(2)), base, 8), m32);
 	__m512i slot = _mm512_and_si512(x, m16);
 	/* v = ((slot + 1) n - 1) >> 16; both factors < 2^32 */
 	__m512i v = _mm512_srli_epi64(_mm512_sub_epi64(_mm512_mul_epu32(_mm512_add_epi64(slot, one), n), one),
@@ -194,7 +195,8 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	__m512d r = _mm512_div_pd(_mm512_set1_pd(65536.0), _mm512_cvtepu64_pd(n));
 	__m512d vd = _mm512_cvtepu64_pd(v), eps = _mm512_set1_pd(0x1p-20);
 	__m512i start = _mm512_cvttpd_epu64(_mm512_fmadd_pd(vd, r, eps));
-	__m512i f = _mm512_sub_epi64(_mm512_cvttpd_epu64(_mm512_fmadd_pd(_mm512_add_pd(vd, _mm512_set1_pd(1.0)), r, eps)), start);
+	__m512d vd1 = _mm512_add_pd(vd, _mm512_set1_pd(1.0));
+	__m512i f = _mm512_sub_epi64(_mm512_cvttpd_epu64(_mm512_fmadd_pd(vd1, r, eps)), start);
 	__m512i xn = _mm512_add_epi64(_mm512_mullo_epi64(f, _mm512_srli_epi64(x, RANS_UNIFORM_BITS)),
 				      _mm512_sub_epi64(slot, start));
 	__m512i val = _mm512_sllv_epi64(_mm512_add_epi64(_mm512_and_si512(lon, m32), v), shift);
