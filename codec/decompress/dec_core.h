@@ -152,6 +152,13 @@ ALWAYS_INLINE int open_part(const uint8_t *p, size_t len, uint32_t nsym, ft_dec_
 	return 0;
 }
 
+/* An FSYM or QRES part: shift byte, sign+exponent table, stream. */
+ALWAYS_INLINE int open_float_part(const qs_fmtinfo *f, const uint8_t *p, size_t len, ft_dec_entry *tab,
+				  unsigned *shift, int *empty, rans_dec *rd, dstream *d)
+{
+	return read_shift(f, &p, &len, shift) || open_part(p, len, f->nsym, tab, empty, rd, d) ? -1 : 0;
+}
+
 ALWAYS_INLINE int close_part(const rans_dec *rd, const dstream *d)
 {
 	if (d->bad || d->ptr != d->end)

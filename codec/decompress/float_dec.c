@@ -71,23 +71,12 @@ int qs_dec_fsym(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t
 	dstream d;
 	int empty;
 	unsigned shift;
-	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, &rd, &d) || (empty && n))
+	if (open_float_part(f, p, len, s->tab, &shift, &empty, &rd, &d) || (empty && n))
 		return -1;
 	return f->esize == 2 ? fsym16(s, f, shift, &rd, &d, out, n) : fsym32(s, f, shift, &rd, &d, out, n);
 }
 
 /* ---- QCODE -------------------------------------------------------------- */
-
-/* The unchecked batches; wm is the constant ways - 1 for the usual 32. */
-ALWAYS_INLINE size_t qcode_run(rans_dec *rd, dstream *d, const ft_dec_entry *tab, int8_t *q, size_t n,
-			       const size_t wm)
-{
-	size_t i = 0;
-	for (size_t b; (b = batch(d, n - i)) > 0;)
-		for (size_t stop = i + b; i < stop; i++)
-			q[i] = (int8_t)(sym(&rd->x[i & wm], d, tab, 0) - 128);
-	return i;
-}
 
 int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n)
 {
@@ -97,12 +86,12 @@ int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, siz
 	size_t i = 0;
 	if (open_part(p, len, 256, s->tab, &empty, &rd, &d) || (empty && n))
 		return -1;
-	if (rd.ways == RANS_MAX_WAYS)
-		i = qcode_run(&rd, &d, s->tab, q, n, RANS_MAX_WAYS - 1);
-	else
-		i = qcode_run(&rd, &d, s->tab, q, n, rd.ways - 1);
+	const size_t wm = rd.ways - 1;
+	for (size_t b; (b = batch(&d, n - i)) > 0;)
+		for (size_t stop = i + b; i < stop; i++)
+			q[i] = (int8_t)(sym(&rd.x[i & wm], &d, s->tab, 0) - 128);
 	for (; i < n && !d.bad; i++)
-		q[i] = (int8_t)(sym(&rd.x[i & (rd.ways - 1)], &d, s->tab, 1) - 128);
+		q[i] = (int8_t)(sym(&rd.x[i & wm], &d, s->tab, 1) - 128);
 	return close_part(&rd, &d);
 }
 
@@ -142,7 +131,7 @@ ALWAYS_INLINE int qres_loop(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_
 	dstream d;
 	int empty;
 	unsigned shift;
-	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, &rd, &d))
+	if (open_float_part(f, p, len, s->tab, &shift, &empty, &rd, &d))
 		return -1;
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;

@@ -116,22 +116,26 @@ AVX512 int qs_dec_fsym_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint
 	dstream d;
 	int empty;
 	unsigned shift;
-	const uint8_t *p0 = p;
-	size_t len0 = len;
 	if (f->esize != 2)
-		return qs_dec_fsym(s, f, p0, len0, out, n);
-	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, &rd, &d) || (empty && n))
+		return qs_dec_fsym(s, f, p, len, out, n);
+	if (open_float_part(f, p, len, s->tab, &shift, &empty, &rd, &d) || (empty && n))
 		return -1;
-	if (rd.ways < 8 || !n)
-		return qs_dec_fsym(s, f, p0, len0, out, n);
-	fsym_fast_build(f, shift, s->tab, s->ffast);
+	/* parts of fewer than 8 states (under 4096 elements) decode in scalar */
 	const size_t wm = rd.ways - 1;
+	const int vec = wm >= 7 && n;
+	if (vec)
+		fsym_fast_build(f, shift, s->tab, s->ffast);
 	size_t i = 0;
-	for (size_t b; (b = batch(&d, n - i)) >= 8;) {
-		for (size_t stop = i + (b & ~(size_t)7); i < stop; i += 8)
-			if (!fsym8(rd.x, wm, &d.ptr, s->ffast, out, i))
-				for (size_t k = i; k < i + 8; k++)
-					store(out + 2 * k, fsym(&rd.x[k & wm], &d, f, s->tab, f->magmask, shift, 0), 2);
+	for (size_t b; (b = batch(&d, n - i)) > 0;) {
+		for (size_t stop = i + b; i < stop;) {
+			if (vec && !(i & 7) && stop - i >= 8 && fsym8(rd.x, wm, &d.ptr, s->ffast, out, i)) {
+				i += 8;
+				continue;
+			}
+			size_t g = (i | 7) + 1 < stop ? (i | 7) + 1 : stop;   /* to the next multiple of 8 */
+			for (; i < g; i++)
+				store(out + 2 * i, fsym(&rd.x[i & wm], &d, f, s->tab, f->magmask, shift, 0), 2);
+		}
 	}
 	for (; i < n && !d.bad; i++)
 		store(out + 2 * i, fsym(&rd.x[i & wm], &d, f, s->tab, f->magmask, shift, 1), 2);
@@ -227,16 +231,16 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	return 1;
 }
 
-/* One row's elements [i, end): vectors of eight where they can, scalar
- * before the first multiple of 8, for groups off the common path, and in the
- * checked tail. */
+/* One row's elements [i, end): vectors of eight where they can (parts of
+ * at least 8 states), scalar before the first multiple of 8, for groups off
+ * the common path, and in the checked tail. */
 AVX512_INLINE size_t qres_row16(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
 				const uint64_t *zd, const qs_qtab *t, const int8_t *q, int empty, uint8_t *out, size_t i,
 				size_t end)
 {
 	for (size_t b; i < end && (b = batch(d, end - i)) > 0;) {
 		for (size_t stop = i + b; i < stop;) {
-			if (!(i & 7) && stop - i >= 8 && qres8(X, wm, &d->ptr, t, tab, zd, q, out, i)) {
+			if (wm >= 7 && !(i & 7) && stop - i >= 8 && qres8(X, wm, &d->ptr, t, tab, zd, q, out, i)) {
 				i += 8;
 				continue;
 			}
@@ -258,16 +262,12 @@ AVX512 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint
 	dstream d;
 	int empty;
 	unsigned shift;
-	const uint8_t *p0 = p;
-	size_t len0 = len;
 	if (f->esize != 2)
-		return qs_dec_qres(s, f, p0, len0, q, n, e0, cols, scales, out);
-	if (read_shift(f, &p, &len, &shift) || open_part(p, len, f->nsym, s->tab, &empty, &rd, &d))
+		return qs_dec_qres(s, f, p, len, q, n, e0, cols, scales, out);
+	if (open_float_part(f, p, len, s->tab, &shift, &empty, &rd, &d))
 		return -1;
-	if (rd.ways < 8)
-		return qs_dec_qres(s, f, p0, len0, q, n, e0, cols, scales, out);
 	const uint64_t *zd = NULL;
-	if (!empty) {
+	if (!empty && rd.ways >= 8) {
 		zdesc_build(f, shift, s->zdesc);
 		zd = s->zdesc;
 	}
