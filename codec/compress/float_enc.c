@@ -59,23 +59,28 @@ static size_t emit(uint8_t *out, int tag, int shift, const ft_enc *ft, rans_enc 
 	return 1 + raw_len;
 }
 
-/* A sign+exponent symbol and its mantissa: one joint step when the mantissa
- * takes w <= 19 raw bits (the bits above the table slot), else the symbol
- * followed by count(n) (FORMAT.md "Sign+exponent symbols"). */
-static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, const ft_enc *ft,
-			    uint32_t bits, uint32_t top, unsigned shift)
+/* Symbol SYM and its mantissa value V out of COUNT: one joint step when
+ * COUNT = 2^w with w <= 19 (the raw bits above the table slot), else the
+ * symbol followed by count(COUNT) (FORMAT.md "Sign+exponent symbols"). */
+static inline void put_sym_mant(rans_enc *e, unsigned way, const ft_enc *ft, uint32_t sym, uint32_t v, uint64_t count,
+				unsigned w)
 {
-	uint32_t base, first, sign;
-	uint32_t sym = qs_fsym(f, bits, &base);
-	uint64_t count = qs_fsym_count_shifted(f, sym, top, &shift, &first, &sign);
-	uint32_t v = ((bits & f->magmask) >> shift) - first;
-	unsigned w = rans_log2_exact(count);
 	if (w <= RANS_JOINT_MAX_BITS) {
 		rans_put(e, way, (v << FT_BITS) + ft->start[sym], ft->freq[sym], FT_BITS + w);
 		return;
 	}
 	rans_put_count(e, way, v, count);
 	rans_put(e, way, ft->start[sym], ft->freq[sym], FT_BITS);
+}
+
+/* A float as a sign+exponent symbol and mantissa under top (QRES code 0). */
+static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, const ft_enc *ft,
+			    uint32_t bits, uint32_t top, unsigned shift)
+{
+	uint32_t base, first, sign;
+	uint32_t sym = qs_fsym(f, bits, &base);
+	uint64_t count = qs_fsym_count_shifted(f, sym, top, &shift, &first, &sign);
+	put_sym_mant(e, way, ft, sym, ((bits & f->magmask) >> shift) - first, count, rans_log2_exact(count));
 }
 
 size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
@@ -103,13 +108,7 @@ size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 	for (size_t i = n; i-- > 0;) {
 		uint32_t bits = qs_load(f, in + i * f->esize), y = qs_fsym(f, bits, &base);
 		const fsym_enc_desc *d = &s->sdesc[y];
-		uint32_t v = ((bits & f->magmask) >> d->shift) - d->first;
-		if (d->w <= RANS_JOINT_MAX_BITS) {
-			rans_put(&e, (unsigned)(i & wm), (v << FT_BITS) + s->ft.start[y], s->ft.freq[y], FT_BITS + d->w);
-		} else {
-			rans_put_count(&e, (unsigned)(i & wm), v, d->n);
-			rans_put(&e, (unsigned)(i & wm), s->ft.start[y], s->ft.freq[y], FT_BITS);
-		}
+		put_sym_mant(&e, (unsigned)(i & wm), &s->ft, y, ((bits & f->magmask) >> d->shift) - d->first, d->n, d->w);
 	}
 	return emit(out, QS_CODEC_FSYM, (int)shift, &s->ft, &e, s, in, n * f->esize);
 }
