@@ -58,10 +58,10 @@ static int build(qfs_daemon *d)
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	/* no threads yet: they would not survive fuse_daemonize's fork
 	 * (serve() starts the prefetch workers after it) */
-	d->srv = qsv_server_new(d->o.cache_size, d->o.prefetch_max, 0, &d->log);
+	d->srv = qsv_server_new(d->o.cache_size, d->o.prefetch_max, &d->log);
 	d->ns = d->srv ? qfs_ns_new(d->srv, &d->log, d->o.backing, d->o.ceiling) : NULL;
 	if (!d->ns) {
-		fprintf(stderr, "qstorefs: out of memory (or cannot start threads)\n");
+		fprintf(stderr, "qstorefs: out of memory\n");
 		return -1;
 	}
 	qfs_rescan(d);

@@ -16,7 +16,7 @@ uint64_t qsv_now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, unsigned workers, qsv_log *log)
+qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, qsv_log *log)
 {
 	qsv_server *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -28,11 +28,9 @@ qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, unsigned 
 	qsv_budget_init(&s->pins, QSV_PIN_BUDGET);
 	int key = pthread_key_create(&s->io_key, qsv_io_free);
 	s->cache = qsv_cache_new(cache_size);
-	s->pf = workers ? qsv_prefetch_start(s, workers) : NULL;
-	if (key || !s->cache || (workers && !s->pf)) {
+	if (key || !s->cache) {
 		if (!key)
 			pthread_key_delete(s->io_key);
-		qsv_prefetch_stop(s->pf);
 		qsv_cache_free(s->cache);
 		qsv_budget_destroy(&s->pins);
 		free(s);

@@ -49,14 +49,14 @@ typedef struct qsv_server {
 	unsigned seen_next;
 } qsv_server;
 
-/* A server with a cache of CACHE_SIZE bytes, prefetch windows up to
- * PREFETCH_MAX and WORKERS prefetch threads (0: none yet).  NULL when out
- * of memory or threads cannot start. */
-qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, unsigned workers, qsv_log *log);
-/* Start WORKERS prefetch threads on a server made with none: threads do not
- * survive fork(), so a daemon that forks into the background starts them
- * after it has (before this fix, a backgrounded qstorefs queued prefetch
- * jobs that no thread ever ran).  0, or -1 if they cannot start. */
+/* A server with a cache of CACHE_SIZE bytes and prefetch windows up to
+ * PREFETCH_MAX, without prefetch threads yet.  NULL when out of memory. */
+qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, qsv_log *log);
+/* Start WORKERS prefetch threads (0: no prefetch).  Separate from creating
+ * the server because threads do not survive fork(): a daemon that forks
+ * into the background starts them after it has (a backgrounded qstorefs
+ * once queued prefetch jobs that no thread ever ran).  0, or -1 if they
+ * cannot start. */
 int qsv_server_start_workers(qsv_server *s, unsigned workers);
 /* Stops the workers and frees everything; every version must be gone. */
 void qsv_server_free(qsv_server *s);

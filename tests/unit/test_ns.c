@@ -76,7 +76,7 @@ static void test_tree_and_changes(void **state)
 	char *logbuf = NULL;
 	size_t loglen = 0;
 	log.out = open_memstream(&logbuf, &loglen);
-	qsv_server *s = qsv_server_new(16 << 20, 0, 0, &log);
+	qsv_server *s = qsv_server_new(16 << 20, 0, &log);
 	qfs_ns *ns = qfs_ns_new(s, &log, back, 0);
 	qfs_changes ch;
 	qfs_ns_rescan(ns, &ch);

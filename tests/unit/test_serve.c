@@ -133,7 +133,7 @@ static void check_all_files(qsv_server *s, qsv_version *v, uint64_t bound)
 static void test_reads_equal_qs_read(void **state)
 {
 	fixture *fx = *state;
-	qsv_server *s = qsv_server_new(64 << 20, 0, 0, &fx->log);
+	qsv_server *s = qsv_server_new(64 << 20, 0, &fx->log);
 	qsv_version *v = open_version(s, fx->qst);
 	assert_true(qs_single_file(v->c, QS_VIEW_HIGH, NULL) >= 0);   /* the merged view is served too */
 	check_all_files(s, v, 64 << 20);
@@ -146,7 +146,7 @@ static void test_reads_equal_qs_read(void **state)
 static void test_cache_bound(void **state)
 {
 	fixture *fx = *state;
-	qsv_server *s = qsv_server_new(8192, 0, 0, &fx->log);
+	qsv_server *s = qsv_server_new(8192, 0, &fx->log);
 	qsv_version *v = open_version(s, fx->qst);
 	check_all_files(s, v, 8192);
 	qsv_cache_stats cs;
@@ -313,7 +313,8 @@ static qsv_version *open_single_file(qsv_server *s, fixture *fx, qsv_file *f)
 static void test_prefetch_runs(void **state)
 {
 	fixture *fx = *state;
-	qsv_server *s = qsv_server_new(64 << 20, 1 << 20, 2, &fx->log);
+	qsv_server *s = qsv_server_new(64 << 20, 1 << 20, &fx->log);
+	assert_int_equal(qsv_server_start_workers(s, 2), 0);
 	qsv_file f;
 	qsv_version *v = open_single_file(s, fx, &f);
 	qsv_reply rep;
@@ -335,7 +336,8 @@ static void test_prefetch_runs(void **state)
 static void test_window_capped_by_cache(void **state)
 {
 	fixture *fx = *state;
-	qsv_server *s = qsv_server_new(16 << 20, 64 << 20, 1, &fx->log);
+	qsv_server *s = qsv_server_new(16 << 20, 64 << 20, &fx->log);
+	assert_int_equal(qsv_server_start_workers(s, 1), 0);
 	qsv_file f;
 	qsv_version *v = open_single_file(s, fx, &f);
 	uint64_t top = 0;
@@ -362,7 +364,7 @@ static void test_version_swap(void **state)
 	char other[4300];
 	snprintf(other, sizeof(other), "%s/other.qst", fx->dir);
 	make_container(fx->dir, other, 2);
-	qsv_server *s = qsv_server_new(64 << 20, 0, 0, &fx->log);
+	qsv_server *s = qsv_server_new(64 << 20, 0, &fx->log);
 	qsv_version *v1 = open_version(s, fx->qst);
 	qsv_file f;
 	qsv_file_open(&f, v1, QS_VIEW_HIGH, 0);
@@ -396,7 +398,7 @@ static void test_version_swap(void **state)
 static void test_same_chunk_twice(void **state)
 {
 	fixture *fx = *state;
-	qsv_server *s = qsv_server_new(64 << 20, 0, 0, &fx->log);
+	qsv_server *s = qsv_server_new(64 << 20, 0, &fx->log);
 	qsv_version *v = open_version(s, fx->qst);
 	qs_piece p[3];
 	assert_int_equal(qs_map(v->c, QS_VIEW_HIGH, 0, 0, 16, p, 1), 1);
