@@ -27,6 +27,7 @@ static void usage(FILE *o)
 {
 	fprintf(o,
 		"usage: qstore pack SRC -o OUT.qst [--threads N] [--progress] [--chunk-size BYTES]\n"
+		"                   [--int8-codes auto|stored|derived]\n"
 		"       qstore unpack X.qst -o DIR [--precision high|int8]\n"
 		"       qstore verify X.qst\n"
 		"       qstore info X.qst [--json]\n"
@@ -71,12 +72,13 @@ static int cmd_pack(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "output", required_argument, 0, 'o' }, { "threads", required_argument, 0, 't' },
 		{ "progress", no_argument, 0, 'p' }, { "chunk-size", required_argument, 0, 'c' },
-		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+		{ "int8-codes", required_argument, 0, 'i' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+	static const char *const CODES[] = { "auto", "stored", "derived" };
 	qs_pack_options opt = { 0 };
 	const char *out = NULL;
 	uint64_t bytes;
 	int c;
-	while ((c = getopt_long(argc, argv, "o:t:pc:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:t:pc:i:h", lo, NULL)) != -1) {
 		char *end;
 		switch (c) {
 		case 'o': out = optarg; break;
@@ -95,6 +97,14 @@ static int cmd_pack(int argc, char **argv)
 				return 2;
 			}
 			opt.chunk_bytes = (size_t)bytes;
+			break;
+		case 'i':
+			for (opt.int8_codes = 0; opt.int8_codes < 3 && strcmp(optarg, CODES[opt.int8_codes]); opt.int8_codes++)
+				;
+			if (opt.int8_codes == 3) {
+				say(stderr, "qstore pack: --int8-codes wants auto, stored or derived, got '%s'", optarg);
+				return 2;
+			}
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -240,6 +250,9 @@ static int cmd_info(int argc, char **argv)
 	say(stdout, "source      %s, %llu tensors, %llu chunks", s.source_dtype, (unsigned long long)s.n_tensors,
 	       (unsigned long long)s.n_chunks);
 	say(stdout, "size        %llu bytes", (unsigned long long)s.container_bytes);
+	say(stdout, "int8 codes  %llu of %llu weight chunks derived from the floats, %llu stored",
+	    (unsigned long long)s.derived_chunks, (unsigned long long)s.quant_chunks,
+	    (unsigned long long)(s.quant_chunks - s.derived_chunks));
 	say(stdout, "views       high %llu bytes + int8 %llu bytes = %llu", (unsigned long long)s.high_bytes,
 	       (unsigned long long)s.int8_bytes, (unsigned long long)(s.high_bytes + s.int8_bytes));
 	say(stdout, "floor       %.0f bytes (sum of n*H0/8 over 16-bit float tensors + raw other tensors)", s.floor_bytes);

@@ -95,6 +95,8 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 	size_t chunk_bytes = opt.chunk_bytes ? opt.chunk_bytes : QS_DEFAULT_CHUNK_BYTES;
 	if (chunk_bytes < 64 || chunk_bytes > QS_MAX_CHUNK_BYTES)
 		return qs_fail(err, EINVAL, "chunk size %zu out of range [64, %u]", chunk_bytes, QS_MAX_CHUNK_BYTES);
+	if (opt.int8_codes < QS_CODES_AUTO || opt.int8_codes > QS_CODES_DERIVED)
+		return qs_fail(err, EINVAL, "int8_codes %d is not one of enum qs_int8_codes", opt.int8_codes);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int threads = opt.threads > 0 ? opt.threads : cpus > 0 ? (int)cpus : 1;
 	threads = threads > 256 ? 256 : threads;

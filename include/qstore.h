@@ -43,9 +43,11 @@ extern "C" {
 #define QS_API
 #endif
 
-#define QSTORE_VERSION_STRING "0.2.0"
-/* the container format version this library writes and reads (codec/FORMAT.md) */
-#define QSTORE_CONTAINER_FORMAT 2
+#define QSTORE_VERSION_STRING "0.3.0"
+/* the container format version this library writes (codec/FORMAT.md); it
+ * also reads QSTORE_CONTAINER_FORMAT_OLDEST and every version in between */
+#define QSTORE_CONTAINER_FORMAT 3
+#define QSTORE_CONTAINER_FORMAT_OLDEST 2
 
 /* The decoder kernel set this process uses ("scalar", "avx512"): the best
  * the CPU runs, or the one the environment variable QSTORE_SIMD names. */
@@ -60,10 +62,22 @@ typedef struct qs_error {
 
 /* ---- packing ----------------------------------------------------------- */
 
+/* How a quantised weight's INT8 codes are kept (FORMAT.md section 3).  Both
+ * ways rebuild both views exactly; they differ in size and in which view
+ * decodes faster. */
+enum qs_int8_codes {
+	QS_CODES_AUTO = 0,     /* per chunk: derived, unless stored is more
+	                          than 1% smaller (ternary, sparse rows) */
+	QS_CODES_STORED = 1,   /* codes + residual: the INT8 view decodes fastest */
+	QS_CODES_DERIVED = 2,  /* the floats alone, codes computed from them:
+	                          the high view decodes fastest */
+};
+
 typedef struct qs_pack_options {
 	int threads;          /* worker threads; <= 0 means one per online CPU */
 	int progress;         /* print bytes, rate and ETA to stderr */
 	size_t chunk_bytes;   /* decoded bytes per chunk; 0 = default (1 MiB) */
+	int int8_codes;       /* enum qs_int8_codes; 0 = QS_CODES_AUTO */
 	volatile int *cancel; /* if set and it becomes non-zero, the pack stops
 	                         and removes its temporary file (for signals) */
 } qs_pack_options;
@@ -136,6 +150,8 @@ typedef struct qs_summary {
 	double floor_bytes;            /* entropy floor, see FORMAT.md */
 	uint64_t n_chunks;
 	uint64_t n_tensors;
+	uint64_t quant_chunks;         /* chunks of quantised weights ... */
+	uint64_t derived_chunks;       /* ... of which the INT8 codes are derived from the floats */
 } qs_summary;
 
 /* The path the container was opened with. */

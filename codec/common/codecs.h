@@ -11,7 +11,12 @@
  *   QCODE  INT8 codes: rANS order-0 over q+128;
  *   QRES   the high-precision floats given their INT8 codes and row scales:
  *          code != 0: the position inside the row's bucket, uniform over the
- *          bucket's exact size; code 0: sign+exponent symbol + mantissa.
+ *          bucket's exact size; code 0: sign+exponent symbol + mantissa;
+ *   QDRV   INT8 codes not stored: part B holds the floats (FSYM or RAW) and
+ *          the codes are the quantiser's, computed from them.  Both are the
+ *          same information (the codes are a function of the floats); the
+ *          packer takes whichever pair of parts is smaller.  QDRV trades a
+ *          faster high view (one rANS step per weight) for a slower INT8 one.
  */
 #ifndef QS_CODECS_H
 #define QS_CODECS_H
@@ -28,6 +33,7 @@
  * refuses anything longer. */
 #define QS_PART_SLACK (FT_MAX_SERIAL + 64)
 
-enum qs_codec { QS_CODEC_RAW = 0, QS_CODEC_ZSTD = 1, QS_CODEC_FSYM = 2, QS_CODEC_QCODE = 3, QS_CODEC_QRES = 4 };
+enum qs_codec { QS_CODEC_RAW = 0, QS_CODEC_ZSTD = 1, QS_CODEC_FSYM = 2, QS_CODEC_QCODE = 3, QS_CODEC_QRES = 4,
+	       QS_CODEC_QDRV = 5 };
 
 #endif

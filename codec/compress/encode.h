@@ -18,6 +18,9 @@ typedef struct qs_enc_scratch {
 	uint32_t *words;          /* rANS output, 3 words per element + slack */
 	size_t n_words;
 	uint32_t counts[FT_MAX_SYMS];
+	uint32_t fcounts[FT_MAX_SYMS];   /* qs_enc_quantise: every float's sign+exponent symbol */
+	uint32_t qcounts[256];           /* qs_enc_quantise: the codes */
+	uint32_t lg8[256];               /* quant_pass.c: log2(1 + i/256), 2^-16 bits */
 	ft_enc ft;
 	fsym_enc_desc sdesc[FT_MAX_SYMS];
 	const rans_recip *recip;  /* shared, read-only: [0, 2^16] */
@@ -34,10 +37,25 @@ rans_recip *qs_recip_table_new(void);
  * internal inconsistency).  It falls back to RAW whenever that is smaller. */
 size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out);
 size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out);
-/* Computes the codes of in[0..n) (elements e0.. of a tensor with `cols`
- * columns; scales[r] is the scale of row e0/cols + r) into q, then the
- * residual part into out. */
-size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n,
-		   uint64_t e0, uint64_t cols, const uint32_t *scales, int8_t *q, uint8_t *out);
+
+/* The two ways to store a QUANT chunk, in estimated bits (quant_pass.c). */
+typedef struct qs_quant_est {
+	double stored;     /* QCODE + QRES */
+	double derived;    /* QDRV + FSYM */
+	unsigned shift;    /* the chunk's shift (FORMAT.md section 3) */
+} qs_quant_est;
+void qs_enc_lg_init(uint32_t lg8[256]);
+/* The first pass over a QUANT chunk: the codes of in[0..n) (elements e0..
+ * of a tensor with `cols` columns; scales[r] is the scale of row e0/cols + r)
+ * into q, the counts both codings need into s, and their costs into est. */
+void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
+		     uint64_t cols, const uint32_t *scales, int8_t *q, qs_quant_est *est);
+/* After qs_enc_quantise of the same chunk, either part B: the residual
+ * given the codes q (part A is then qs_enc_qcode), or the floats as FSYM
+ * (part A is then the one byte QDRV). */
+size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
+		   uint64_t cols, const uint32_t *scales, const int8_t *q, unsigned shift, uint8_t *out);
+size_t qs_enc_fsym_counted(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, unsigned shift,
+			   uint8_t *out);
 
 #endif

@@ -29,6 +29,7 @@ qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip)
 	}
 	s->recip = recip;
 	qs_qtab_cache_reset(&s->qcache);
+	qs_enc_lg_init(s->lg8);
 	return s;
 }
 
@@ -83,17 +84,12 @@ static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, cons
 	put_sym_mant(e, way, ft, sym, ((bits & f->magmask) >> shift) - first, count, rans_log2_exact(count));
 }
 
-size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
+/* FSYM of n floats whose symbol counts are in COUNTS and whose shift is SHIFT. */
+static size_t fsym_counted(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, unsigned shift,
+			   const uint32_t *counts, uint8_t *out)
 {
-	uint32_t base, mant_or = 0;
-	memset(s->counts, 0, sizeof(s->counts));
-	for (size_t i = 0; i < n; i++) {
-		uint32_t bits = qs_load(f, in + i * f->esize);
-		s->counts[qs_fsym(f, bits, &base)]++;
-		mant_or = qs_shift_acc(f, mant_or, bits);
-	}
-	unsigned shift = qs_shift_of(f, mant_or);
-	ft_build(s->counts, f->nsym, &s->ft);
+	uint32_t base;
+	ft_build(counts, f->nsym, &s->ft);
 	/* what put_fsym works out per element, once per present symbol */
 	for (uint32_t y = s->ft.first; y < s->ft.first + s->ft.count; y++) {
 		unsigned sh = shift;
@@ -113,6 +109,24 @@ size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 	return emit(out, QS_CODEC_FSYM, (int)shift, &s->ft, &e, s, in, n * f->esize);
 }
 
+size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
+{
+	uint32_t base, mant_or = 0;
+	memset(s->counts, 0, sizeof(s->counts));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t bits = qs_load(f, in + i * f->esize);
+		s->counts[qs_fsym(f, bits, &base)]++;
+		mant_or = qs_shift_acc(f, mant_or, bits);
+	}
+	return fsym_counted(s, f, in, n, qs_shift_of(f, mant_or), s->counts, out);
+}
+
+size_t qs_enc_fsym_counted(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, unsigned shift,
+			   uint8_t *out)
+{
+	return fsym_counted(s, f, in, n, shift, s->fcounts, out);
+}
+
 size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
 {
 	memset(s->counts, 0, sizeof(s->counts));
@@ -129,29 +143,12 @@ size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
 	return emit(out, QS_CODEC_QCODE, -1, &s->ft, &e, s, q, n);
 }
 
-size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n,
-		   uint64_t e0, uint64_t cols, const uint32_t *scales, int8_t *q, uint8_t *out)
+size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
+		   uint64_t cols, const uint32_t *scales, const int8_t *q, unsigned shift, uint8_t *out)
 {
-	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits), base, mant_or = 0;
+	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits);
 	uint64_t row0 = e0 / cols;
-	memset(s->counts, 0, sizeof(s->counts));
-	/* pass 1: codes, and the symbol counts of code-0 floats */
-	for (size_t i = 0; i < n;) {
-		uint64_t r = (e0 + i) / cols;
-		size_t end = (size_t)((r + 1) * cols - e0);
-		if (end > n)
-			end = n;
-		float sc = qs_to_f32(f, scales[r - row0]);
-		for (; i < end; i++) {
-			uint32_t bits = qs_load(f, in + i * f->esize);
-			q[i] = (int8_t)qs_quant(qs_to_f32(f, bits), sc);
-			mant_or = qs_shift_acc(f, mant_or, bits);
-			if (!q[i])
-				s->counts[qs_fsym(f, bits, &base)]++;
-		}
-	}
-	unsigned shift = qs_shift_of(f, mant_or);
-	ft_build(s->counts, f->nsym, &s->ft);
+	ft_build(s->counts, f->nsym, &s->ft);   /* the code-0 floats' symbols, counted by qs_enc_quantise */
 	/* pass 2: backwards, as rANS requires */
 	rans_enc e;
 	unsigned wm = rans_ways_for(n) - 1;

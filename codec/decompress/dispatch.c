@@ -2,8 +2,9 @@
  * dispatch.c - choosing the decoder kernels once per reader.
  *
  * The portable kernels always; the AVX-512 set (QCODE, 16-bit FSYM and
- * QRES in vectors of eight states) where cpuid and the OS allow it.  Every set must
- * decode every part to the same bytes (test_codec runs each one).  The
+ * QRES in vectors of eight states, QDRV's quantiser sixteen floats at a
+ * time) where cpuid and the OS allow it.  Every set must decode every part
+ * to the same bytes (test_codec runs each one).  The
  * environment variable QSTORE_SIMD names a set to force (the tests run each
  * set the machine has); an unknown or unavailable name falls back to the
  * best available, never to a set the CPU cannot run.
@@ -14,8 +15,9 @@
 #include "decode.h"
 #include "qstore.h"
 
-static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres };
-static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym_avx512, qs_dec_qcode_avx512, qs_dec_qres_avx512 };
+static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres, qs_derive_codes };
+static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym_avx512, qs_dec_qcode_avx512, qs_dec_qres_avx512,
+				      qs_derive_codes_avx512 };
 
 typedef struct kset {
 	const qs_dec_kernels *k;

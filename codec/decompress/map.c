@@ -8,7 +8,10 @@
 
 #include "container.h"
 
-/* The container bytes a decode of FACE of chunk K of S needs. */
+/* The container bytes a decode of FACE of chunk K of S needs: the codes of
+ * a QUANT chunk are part A, unless part A is the one byte QDRV (no codes
+ * stored: they come from the floats of part B; any other part A of a
+ * non-empty chunk is longer). */
 static void span_of(const qs_index *ix, const qs_stream *s, uint32_t face, uint64_t k, qs_piece *p)
 {
 	if (s->kind == QS_STREAM_MEM) {
@@ -18,7 +21,8 @@ static void span_of(const qs_index *ix, const qs_stream *s, uint32_t face, uint6
 	}
 	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
 	p->span_off = ch->off;
-	p->span_len = ch->len_a + (s->kind == QS_STREAM_QUANT && face == QS_FACE_HIGH ? ch->len_b : 0);
+	int both = s->kind == QS_STREAM_QUANT && (face == QS_FACE_HIGH || ch->len_a == 1);
+	p->span_len = ch->len_a + (both ? ch->len_b : 0);
 }
 
 /* The last extent of F starting at or before OFF. */

@@ -51,17 +51,20 @@ static int check_ends(qs_container *c, uint64_t size, uint8_t t[QS_TRAILER_SIZE]
 		return qs_fail(err, EIO, "%s: read error: %s", p, strerror(errno));
 	if (memcmp(hd + QS_HD_MAGIC, QS_HEADER_MAGIC, 8))
 		return qs_fail(err, EINVAL, "%s: not a qstore container (bad magic)", p);
-	if (rd32(hd + QS_HD_VERSION) == 1)   /* 4-state rANS, qstore 0.1.x */
-		return qs_fail(err, EINVAL, "%s: container format version 1 is not supported (this qstore reads version %d): "
-			       "unpack it with qstore 0.1 and pack the result again", p, QS_FORMAT_VERSION);
-	if (rd32(hd + QS_HD_VERSION) != QS_FORMAT_VERSION)
-		return qs_fail(err, EINVAL, "%s: container format version %u is not supported (this qstore reads version %d)",
-			       p, rd32(hd + QS_HD_VERSION), QS_FORMAT_VERSION);
+	uint32_t ver = rd32(hd + QS_HD_VERSION);
+	if (ver == 1)   /* 4-state rANS, qstore 0.1.x */
+		return qs_fail(err, EINVAL, "%s: container format version 1 is not supported (this qstore reads versions "
+			       "%d to %d): unpack it with qstore 0.1 and pack the result again", p,
+			       QSTORE_CONTAINER_FORMAT_OLDEST, QS_FORMAT_VERSION);
+	/* version 2 is version 3 without QDRV parts: read as it is */
+	if (ver < QSTORE_CONTAINER_FORMAT_OLDEST || ver > QS_FORMAT_VERSION)
+		return qs_fail(err, EINVAL, "%s: container format version %u is not supported (this qstore reads versions "
+			       "%d to %d)", p, ver, QSTORE_CONTAINER_FORMAT_OLDEST, QS_FORMAT_VERSION);
 	if (rd64(hd + QS_HD_HASH) != XXH3_64bits(hd, QS_HD_HASH))
 		return qs_fail(err, EIO, "%s: damaged header (checksum mismatch)", p);
 	if (memcmp(t + QS_TR_MAGIC, QS_TRAILER_MAGIC, 8) || rd64(t + QS_TR_HASH) != XXH3_64bits(t, QS_TR_HASH))
 		return qs_fail(err, EIO, "%s: truncated or damaged container: no valid trailer at the end", p);
-	if (rd32(t + QS_TR_VERSION) != QS_FORMAT_VERSION || rd32(t + QS_TR_SIZE) != QS_TRAILER_SIZE)
+	if (rd32(t + QS_TR_VERSION) != ver || rd32(t + QS_TR_SIZE) != QS_TRAILER_SIZE)
 		return qs_fail(err, EINVAL, "%s: trailer version %u is not supported", p, rd32(t + QS_TR_VERSION));
 	if (rd64(t + QS_TR_CONTAINER_SIZE) != size)
 		return qs_fail(err, EIO, "%s: container is %llu bytes but its trailer records %llu (truncated or extended)",

@@ -17,7 +17,7 @@ struct qs_reader {
 	qs_dec_scratch *ds;
 	ZSTD_DCtx *zd;
 	uint8_t *part;          /* qs_read only: both parts of one chunk as read from disk */
-	int8_t *q;              /* codes of chunks up to KEEP_CODES elements */
+	uint8_t *scratch;       /* decode_quant's other face, chunks up to KEEP_SCRATCH */
 	uint8_t *out;           /* qs_read only: the last decoded chunk */
 	uint64_t have_key;      /* key of the chunk in out, or UINT64_MAX */
 	size_t have_len;
@@ -61,7 +61,7 @@ void qs_reader_free(qs_reader *r)
 	free(r->ds);
 	ZSTD_freeDCtx(r->zd);
 	free(r->part);
-	free(r->q);
+	free(r->scratch);
 	free(r->out);
 	free(r->rows);
 	free(r->sc_part);
@@ -110,28 +110,29 @@ static ssize_t decode_mem(qs_reader *r, const qs_stream *s, const qs_piece *p, u
 	return (ssize_t)n;
 }
 
-/* Scratch for the codes of an N-element chunk.  Up to 1 MiB it is kept
- * with the reader; larger ones are allocated per chunk and dropped
- * (decode_quant frees it), so idle readers never hold chunk-sized memory. */
-#define KEEP_CODES (1u << 20)
-static int8_t *codes_buf(qs_reader *r, size_t n)
+/* Scratch for one face of a chunk that the caller did not ask for (the
+ * codes under the floats of QRES, the floats under the codes of QDRV).  Up
+ * to 1 MiB it is kept with the reader; larger ones are allocated per chunk
+ * and dropped (scratch_done), so idle readers never hold chunk-sized memory. */
+#define KEEP_SCRATCH (1u << 20)
+static uint8_t *scratch_buf(qs_reader *r, size_t n)
 {
-	if (n > KEEP_CODES)
+	if (n > KEEP_SCRATCH)
 		return malloc(n);
-	if (!r->q)
-		r->q = malloc(KEEP_CODES);
-	return r->q;
+	if (!r->scratch)
+		r->scratch = malloc(KEEP_SCRATCH);
+	return r->scratch;
 }
 
-static void codes_done(qs_reader *r, int8_t *q)
+static void scratch_done(qs_reader *r, uint8_t *b)
 {
-	if (q != r->q && q)
-		free(q);
+	if (b != r->scratch)
+		free(b);
 }
 
-/* Both faces of a QUANT chunk: the codes, then (HIGH) the residual. */
-static ssize_t quant_faces(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, int8_t *q,
-			   uint8_t *out, const char *file, qs_error *err)
+/* QCODE or RAW codes, then (HIGH) the residual given them. */
+static ssize_t stored_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, int8_t *q,
+			    uint8_t *out, const char *file, qs_error *err)
 {
 	const qs_chunk *ch = &r->c->ix->chunks[s->first_chunk + p->chunk];
 	uint64_t e0 = p->chunk * s->chunk_elems;
@@ -154,16 +155,44 @@ static ssize_t quant_faces(qs_reader *r, const qs_stream *s, const qs_piece *p, 
 	return (ssize_t)bytes;
 }
 
+/* QDRV: the floats (FSYM or RAW part B) into HI, then (Q) the codes from them. */
+static ssize_t derived_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *hi,
+			     int8_t *q, const char *file, qs_error *err)
+{
+	const qs_chunk *ch = &r->c->ix->chunks[s->first_chunk + p->chunk];
+	const qs_fmtinfo *f = qs_fmt_info(s->fmt);
+	uint64_t e0 = p->chunk * s->chunk_elems;
+	size_t ne = qs_chunk_elems(s, p->chunk), bytes = ne * s->esize;
+	const uint8_t *pb = span + ch->len_a;
+	int bad = ch->len_a != 1 || (pb[0] != QS_CODEC_RAW && pb[0] != QS_CODEC_FSYM)
+		|| decode_bytes(r, f, pb, ch->len_b, hi, bytes);
+	if (bad || XXH3_64bits(hi, bytes) != ch->hash_b)
+		return fail(r, p, file, bad ? "malformed floats" : "checksum mismatch in floats", err);
+	if (p->face != QS_FACE_Q)
+		return (ssize_t)bytes;
+	const uint32_t *scales = row_scales(r, s, e0, ne, file, err);
+	if (!scales)
+		return -1;
+	r->k->derive(f, hi, ne, e0, s->cols, scales, q);
+	if (XXH3_64bits(q, ne) != ch->hash_a)
+		return fail(r, p, file, "checksum mismatch in INT8 codes derived from the floats", err);
+	return (ssize_t)ne;
+}
+
+/* A QUANT chunk: OUT gets the face asked for; the other one, when decoding
+ * needs it, goes to scratch. */
 static ssize_t decode_quant(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
 			    const char *file, qs_error *err)
 {
 	size_t ne = qs_chunk_elems(s, p->chunk);
-	int8_t *q = p->face == QS_FACE_Q ? (int8_t *)out : codes_buf(r, ne);
-	if (!q)
+	int derived = span[0] == QS_CODEC_QDRV, want_q = p->face == QS_FACE_Q;
+	uint8_t *other = NULL;
+	if (derived == want_q && !(other = scratch_buf(r, derived ? ne * s->esize : ne)))
 		return qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, ne);
-	ssize_t rc = quant_faces(r, s, p, span, q, out, file, err);
-	if (p->face != QS_FACE_Q)
-		codes_done(r, q);
+	ssize_t rc = derived ? derived_codes(r, s, p, span, want_q ? other : out, (int8_t *)out, file, err)
+		: stored_codes(r, s, p, span, want_q ? (int8_t *)out : (int8_t *)other, out, file, err);
+	if (other)
+		scratch_done(r, other);
 	return rc;
 }
 
@@ -179,7 +208,7 @@ static ssize_t decode_piece(qs_reader *r, const qs_piece *p, const void *span_in
 	if (p->chunk >= s->n_chunks || (p->face == QS_FACE_Q && s->kind != QS_STREAM_QUANT))
 		return fail(r, p, file, "no such chunk", err);
 	if (out != r->out)
-		r->have_key = UINT64_MAX;   /* scratch (q) is about to change */
+		r->have_key = UINT64_MAX;   /* scratch is about to change */
 	if (s->kind == QS_STREAM_MEM)
 		return decode_mem(r, s, p, out, file, err);
 	if (s->kind == QS_STREAM_QUANT)

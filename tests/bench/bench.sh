@@ -102,6 +102,33 @@ print("Goals (issue 11): qstore/floor <= 1.02; pack >= 1.0 x zstd -3 -T1; decode
 PY
 rm -f "$W/hi.bin" "$W/lo.bin" "$W/hi.zst" "$W/lo.zst"
 
+# the size/speed trade of --int8-codes: the same models with every code
+# stored (codes + residual) and every code derived from the floats
+echo
+echo "INT8 codes stored or derived (--int8-codes; auto = the default, as above; one core)"
+echo
+echo "| model | --int8-codes | size MB | qstore / floor | chunks derived | decode to BF16 MB/s | decode to INT8 MB/s |"
+echo "|---|---|---|---|---|---|---|"
+for m in gen minilm-bf16 ternary; do
+	[ -d "$W/$m" ] || continue
+	for codes in auto stored derived; do
+		q="$W/$m-$codes.qst"
+		"$B/qstore" pack "$W/$m" -o "$q" --int8-codes "$codes" > /dev/null
+		"$B/qsbench" "$q" --reps 3 > "$W/dec.txt"
+		$PY - "$m" "$codes" <("$B/qstore" info --json "$q") "$W/dec.txt" <<'PY'
+import json, sys
+m, codes, info, dec = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))["summary"], {}
+for line in open(sys.argv[4]):
+    k, v = line.split()
+    dec[k] = float(v)
+c = info["container_bytes"]
+print(f"| {m} | {codes} | {c/1e6:.2f} | {c/info['floor_bytes']:.4f} | {info['derived_chunks']} of {info['quant_chunks']} "
+      f"| {dec['decode_high_bytes']/dec['decode_high_seconds']/1e6:.0f} | {dec['decode_int8_bytes']/dec['decode_int8_seconds']/1e6:.0f} |")
+PY
+		rm -f "$q"
+	done
+done
+
 # the peers that store BF16 losslessly, on the same bytes (installed by make bench-deps)
 "$B/venv/bin/python" "$(dirname "$0")/peers.py" "$B" "$W"
 

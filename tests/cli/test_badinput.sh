@@ -46,6 +46,10 @@ check "unknown dtype is stored losslessly, not quantised" bash -c "'$QSTORE' pac
 
 # options
 expect_error "--threads 0" "--threads wants a number" "$QSTORE" pack "$T/src/ok.safetensors" -o "$T/o.qst" --threads 0
+expect_error "bad --int8-codes" "--int8-codes wants auto, stored or derived, got 'fast'" \
+	"$QSTORE" pack "$T/src/ok.safetensors" -o "$T/o.qst" --int8-codes fast
+"$QSTORE" pack "$T/src/ok.safetensors" -o "$T/o.qst" --int8-codes fast 2>/dev/null
+check "bad --int8-codes exits 2" test $? -eq 2
 expect_error "unknown option" "unrecognized option|usage" "$QSTORE" pack --bogus "$T/src/ok.safetensors" -o "$T/o.qst"
 expect_error "missing -o" "need SRC and -o" "$QSTORE" pack "$T/src/ok.safetensors"
 expect_error "unknown command" "unknown command" "$QSTORE" frobnicate

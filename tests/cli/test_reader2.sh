@@ -1,7 +1,9 @@
 # The second reader (tests/reader2/qsread.py, written from codec/FORMAT.md
 # alone) decodes what the C encoder writes, byte for byte: the golden
 # container, generated models in each float format, and widened ones whose
-# mantissas end in zero bits (the FSYM/QRES shift byte); and it refuses damage.
+# mantissas end in zero bits (the FSYM/QRES shift byte), each with its INT8
+# codes stored (QCODE + QRES) and derived from the floats (QDRV); and it
+# refuses damage.
 . ./lib.sh
 [ -n "${QS_QUICK:-}" ] && { echo "  (skipped in the quick pass: pure Python)"; exit 0; }
 if [ -z "${QS_PYTHON:-}" ] || [ ! -x "$QS_PYTHON" ]; then
@@ -9,17 +11,22 @@ if [ -z "${QS_PYTHON:-}" ] || [ ! -x "$QS_PYTHON" ]; then
 fi
 R=../reader2
 G=../golden
-check "second reader: golden container" "$QS_PYTHON" "$R/qsread.py" "$G/golden.qst" "$T/golden"
-check "second reader: golden files have the recorded SHA-256s" bash -c "cd '$T/golden' && sha256sum -c --quiet '$(readlink -f $G/golden.sha256)'"
+for g in golden golden-stored golden-v2; do
+	check "second reader: $g.qst" "$QS_PYTHON" "$R/qsread.py" "$G/$g.qst" "$T/$g"
+	check "second reader: $g.qst files have the recorded SHA-256s" bash -c "cd '$T/$g' && sha256sum -c --quiet '$(readlink -f $G/golden.sha256)'"
+done
 
-model() {   # model NAME SRC_DIR: pack, read back with both readers, compare
-	local name=$1 src=$2
-	"$QSTORE" pack "$src" -o "$T/$name.qst" --chunk-size 8K >/dev/null &&
-		"$QSTORE" unpack "$T/$name.qst" -o "$T/$name.int8" --precision int8 >/dev/null ||
-		{ fail "$name: pack/unpack"; return; }
-	check "second reader: $name decodes" "$QS_PYTHON" "$R/qsread.py" "$T/$name.qst" "$T/$name.out"
-	check "second reader: $name high view = source" diff -r "$src" "$T/$name.out/high"
-	check "second reader: $name int8 view = qstore's" diff -r "$T/$name.int8" "$T/$name.out/int8"
+model() {   # model NAME SRC_DIR: pack both ways, read back with both readers, compare
+	local base=$1 src=$2 codes name
+	for codes in stored derived; do
+		name=$base-$codes
+		"$QSTORE" pack "$src" -o "$T/$name.qst" --chunk-size 8K --int8-codes $codes >/dev/null &&
+			"$QSTORE" unpack "$T/$name.qst" -o "$T/$name.int8" --precision int8 >/dev/null ||
+			{ fail "$name: pack/unpack"; continue; }
+		check "second reader: $name decodes" "$QS_PYTHON" "$R/qsread.py" "$T/$name.qst" "$T/$name.out"
+		check "second reader: $name high view = source" diff -r "$src" "$T/$name.out/high"
+		check "second reader: $name int8 view = qstore's" diff -r "$T/$name.int8" "$T/$name.out/int8"
+	done
 }
 "$GENMODEL" "$T/bf16" --mb 0.1 --hidden 48 --vocab 64 --shards 2 --special --seed 7 >/dev/null 2>&1
 "$GENMODEL" "$T/f16" --mb 0.08 --hidden 48 --vocab 64 --dtype f16 --special --seed 8 >/dev/null 2>&1

@@ -12,7 +12,10 @@ from qsmount import QSTORE, Mount, gen, pack
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     """Sources and their containers: single-file BF16, sharded BF16, F16 with
-    awkward values.  Returns {name: (source dir, int8 dir from qstore unpack)}."""
+    awkward values.  Returns {name: (source dir, int8 dir from qstore unpack)}.
+    The sharded one stores its INT8 codes (QCODE + QRES); the others are packed
+    by default, which derives them from the floats wherever that is about as
+    small (QDRV): every mount test reads both kinds of chunk."""
     root = tmp_path_factory.mktemp("models")
     back = root / "back"
     back.mkdir()
@@ -25,7 +28,8 @@ def models(tmp_path_factory):
     for name, args in specs.items():
         src = str(root / name)
         gen(src, *args)
-        pack(src, str(back / f"{name}.qst"), "--chunk-size", "256K")
+        codes = ["--int8-codes", "stored"] if name == "sharded" else []
+        pack(src, str(back / f"{name}.qst"), "--chunk-size", "256K", *codes)
         int8 = str(root / f"{name}.int8")
         subprocess.run([QSTORE, "unpack", str(back / f"{name}.qst"), "-o", int8, "--precision", "int8"],
                        check=True, stdout=subprocess.DEVNULL)

@@ -4,8 +4,10 @@ qstorefs mount under a temporary directory that always unmounts."""
 
 import hashlib
 import os
+import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -51,11 +53,21 @@ def pack(src, out, *args):
     subprocess.run([QSTORE, "pack", src, "-o", out, *args], check=True, stdout=subprocess.DEVNULL)
 
 
+def format_written():
+    """The container format version this build writes (`qstore --version`)."""
+    v = subprocess.run([QSTORE, "--version"], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"container format (\d+)", v).group(1))
+
+
 def pack_once(src, out):
-    """Pack unless out is a container this build reads (the benchmarks keep
-    theirs between runs; one left by an older format version is replaced)."""
+    """Pack unless out is a container this build writes (the benchmarks keep
+    theirs between runs; one of an older format version, even one this build
+    still reads, is replaced: it would measure the old coding)."""
     if os.path.exists(out):
-        if subprocess.run([QSTORE, "info", out], capture_output=True).returncode == 0:
+        with open(out, "rb") as f:
+            head = f.read(12)
+        if len(head) == 12 and struct.unpack_from("<I", head, 8)[0] == format_written() and \
+                subprocess.run([QSTORE, "info", out], capture_output=True).returncode == 0:
             return
         os.unlink(out)
     pack(src, out)

@@ -26,7 +26,7 @@ MAGIC = b"\x89QSTORE\n"
 CHUNK_LIMIT = 16 << 20
 FREQ_TABLE_SLACK = 3146
 BLOB, FLOAT, QUANT = 0, 1, 2
-RAW, ZSTD, FSYM, QCODE, QRES = 0, 1, 2, 3, 4
+RAW, ZSTD, FSYM, QCODE, QRES, QDRV = 0, 1, 2, 3, 4, 5
 # fmt -> (esize, exponent bits, mantissa bits, largest finite magnitude)
 FORMATS = {1: (2, 8, 7, 0x7F7F), 2: (2, 5, 10, 0x7BFF), 3: (4, 8, 23, 0x7F7FFFFF)}
 
@@ -52,7 +52,7 @@ def read_layout(data):
     need(size >= 64 + 128, "too small to be a container")
     need(data[0:8] == MAGIC, "not a qstore container (bad magic)")
     ver, hsize = struct.unpack_from("<II", data, 8)
-    need(ver == 2, f"format version {ver}, this reader knows 2")
+    need(ver in (2, 3), f"format version {ver}, this reader knows 2 and 3")
     need(hsize == 64 and data[16:56] == bytes(40), "bad header")
     need(struct.unpack_from("<Q", data, 56)[0] == xxh3(data[0:56]), "header hash mismatch")
     t = data[size - 128:]
@@ -60,7 +60,7 @@ def read_layout(data):
     need(struct.unpack_from("<Q", t, 120)[0] == xxh3(t[0:120]), "trailer hash mismatch")
     (tver, tsize, csize, moff, mlen, mraw, coff, nch, eoff, next_, ihash) = struct.unpack_from(
         "<IIQQQQQQQQQ", t, 8)
-    need(tver == 2 and tsize == 128 and t[88:120] == bytes(32), "bad trailer")
+    need(tver == ver and tsize == 128 and t[88:120] == bytes(32), "bad trailer")
     need(csize == size, f"recorded size {csize} != file size {size} (truncated?)")
     need(moff >= 64 and moff + mlen == coff, "manifest placement")
     need(coff + 32 * nch == eoff and eoff + 32 * next_ == size - 128, "table placement")
@@ -417,6 +417,36 @@ def decode_qres(part, fmt, codes, row_scale, cache, what):
     return elem_bytes(vals, es)
 
 
+def floats32(high, fmt):
+    """The chunk's floats as float32 (exact) and which of them are finite."""
+    if fmt == 1:
+        bits = np.frombuffer(high, dtype=np.uint16).astype(np.uint32)
+        return (bits << 16).view(np.float32), (bits & 0x7FFF) <= 0x7F7F
+    if fmt == 2:
+        bits = np.frombuffer(high, dtype=np.uint16)
+        return bits.view(np.float16).astype(np.float32), (bits & 0x7FFF) <= 0x7BFF
+    bits = np.frombuffer(high, dtype=np.uint32)
+    return bits.view(np.float32), (bits & 0x7FFFFFFF) <= 0x7F7FFFFF
+
+
+def derive_codes(high, fmt, e0, cols, row_scale_bits):
+    """QDRV: the section 4 quantiser over the floats, row by row."""
+    v, finite = floats32(high, fmt)
+    out = np.zeros(len(v), dtype=np.int8)
+    j = 0
+    while j < len(v):
+        r = (e0 + j) // cols
+        end = min(len(v), (r + 1) * cols - e0)
+        s = value(fmt, row_scale_bits(j))
+        if s > 0 and np.isfinite(s):
+            with np.errstate(over="ignore", invalid="ignore"):
+                t = np.clip(v[j:end] / np.float32(s), np.float32(-200), np.float32(200))
+            q = np.clip(np.rint(t), -128, 127)
+            out[j:end] = np.where(finite[j:end], q, 0).astype(np.int8)
+        j = end
+    return out.tobytes()
+
+
 class Container:
     def __init__(self, path):
         with open(path, "rb") as f:
@@ -451,19 +481,16 @@ class Container:
             what = f"stream {sid} ({st['name']}) chunk {k}"
             _, _, _, ha, hb = self.chunks[idx]
             a = self.part(idx, 0)
+            if st["kind"] == QUANT and len(a) == 1 and a[0] == QDRV:
+                out.append(self.derived_chunk(st, k, idx, n, face, what))
+                continue
             if st["kind"] == QUANT:
                 codes = decode_qcode(a, n, what)
                 need(xxh3(codes) == ha, f"{what}: code hash mismatch")
                 if face == 1:
                     out.append(codes)
                     continue
-                scales = self.face(st["scale_stream"], 0)
-                row0, cols = k * ce, st["cols"]
-
-                def row_scale(j):
-                    r = (row0 + j) // cols
-                    return int.from_bytes(scales[r * es:(r + 1) * es], "little")
-                high = decode_qres(self.part(idx, 1), st["fmt"], codes, row_scale,
+                high = decode_qres(self.part(idx, 1), st["fmt"], codes, self.row_scale(st, k),
                                    self.bucket_cache, what)
                 need(xxh3(high) == hb, f"{what}: residual hash mismatch")
                 out.append(high)
@@ -475,6 +502,29 @@ class Container:
             need(xxh3(plain) == ha, f"{what}: hash mismatch")
             out.append(plain)
         return b"".join(out)
+
+    def row_scale(self, st, k):
+        """Element j of chunk k -> the bits of its row's scale."""
+        scales, es = self.face(st["scale_stream"], 0), st["esize"]
+        row0, cols = k * st["chunk_elems"], st["cols"]
+
+        def at(j):
+            r = (row0 + j) // cols
+            return int.from_bytes(scales[r * es:(r + 1) * es], "little")
+        return at
+
+    def derived_chunk(self, st, k, idx, n, face, what):
+        """A QDRV chunk: the floats of part B, or the codes computed from them."""
+        _, _, _, ha, hb = self.chunks[idx]
+        b = self.part(idx, 1)
+        need(len(b) >= 1 and b[0] in (RAW, FSYM), f"{what}: QDRV with part B codec {b[:1]}")
+        high = decode_plain(b, n * st["esize"], what) if b[0] == RAW else decode_fsym(b, st["fmt"], n, what)
+        need(xxh3(high) == hb, f"{what}: float hash mismatch")
+        if face == 0:
+            return high
+        codes = derive_codes(high, st["fmt"], k * st["chunk_elems"], st["cols"], self.row_scale(st, k))
+        need(xxh3(codes) == ha, f"{what}: derived code hash mismatch")
+        return codes
 
     def file_bytes(self, f):
         a, n = f["first_extent"], f["extents"]

@@ -49,6 +49,16 @@ static uint32_t from_f32(const qs_fmtinfo *f, float v)
 	return sign | lo;
 }
 
+/* A QUANT chunk stored with its codes: the first pass (codes, counts), then
+ * the residual part; returns its length, *est gets both codings' costs. */
+static size_t enc_qres(qs_enc_scratch *es, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
+		       uint64_t cols, const uint32_t *sc, int8_t *q, uint8_t *pb, qs_quant_est *est)
+{
+	qs_quant_est e;
+	qs_enc_quantise(es, f, in, n, e0, cols, sc, q, est ? est : &e);
+	return qs_enc_qres(es, f, in, n, e0, cols, sc, q, (est ? est : &e)->shift, pb);
+}
+
 /* ---- rANS arithmetic ------------------------------------------------------- */
 
 static void test_recip_exact(void **state)
@@ -202,7 +212,8 @@ static void test_stream_header_checked(void **state)
 }
 
 /* Every kernel set against the scalar one on the same parts (QCODE, QRES,
- * and FSYM of the same floats), intact and damaged: the same return code, and the same bytes whenever both succeed.
+ * and FSYM of the same floats, and QDRV's codes derived from them), intact
+ * and damaged: the same return code, and the same bytes whenever both succeed.
  * The weights are chosen to reach every branch of the vector paths: dense
  * Gaussian rows, ternary rows with ~88% zeros (QMoE-style, code 0 in most
  * lanes), rows of subnormals and rows cut at widths that are not multiples
@@ -239,7 +250,7 @@ static void test_kernels_agree(void **state)
 		int8_t *q = malloc(n), *q1 = malloc(n), *q2 = malloc(n);
 		uint8_t *pa = malloc(n + QS_PART_SLACK + 1), *pb = malloc(n * f->esize + QS_PART_SLACK + 1);
 		uint8_t *o1 = malloc(n * f->esize), *o2 = malloc(n * f->esize);
-		size_t lb = qs_enc_qres(es, f, w, n, 0, cols, sc, q, pb);
+		size_t lb = enc_qres(es, f, w, n, 0, cols, sc, q, pb, NULL);
 		size_t la = qs_enc_qcode(es, q, n, pa);
 		uint8_t *pf = malloc(n * f->esize + QS_PART_SLACK + 1);
 		size_t lf = qs_enc_fsym(es, f, w, n, pf);   /* the same floats stored once */
@@ -272,6 +283,19 @@ static void test_kernels_agree(void **state)
 					if (!r1) assert_memory_equal(o1, o2, n * f->esize);
 					if (!dmg) assert_memory_equal(w, o2, n * f->esize);
 				}
+				/* QDRV: the packer's codes from intact floats; the same codes from
+				 * every set on floats and scales no packer writes */
+				sets[k]->derive(f, w, n, 0, cols, sc, q2);
+				if (!dmg) assert_memory_equal(q, q2, n);
+				sets[0]->derive(f, w, n, 0, cols, sc, q1);
+				assert_memory_equal(q1, q2, n);
+			}
+			if (dmg) {   /* damage the floats and the scales for the next round of QDRV */
+				uint32_t sign = f->magmask + 1, inf = f->magmax + 1;
+				const uint32_t odd[] = { 0, sign, inf, sign | inf, f->magmask, 1, f->magmax, sign | 0x1234 };
+				qs_store(f, w + (rnd() % n) * f->esize, odd[rnd() % 8]);   /* Inf, NaN, huge, ... */
+				qs_store(f, w + (rnd() % n) * f->esize, odd[rnd() % 8]);
+				sc[rnd() % rows] = odd[rnd() % 8];
 			}
 		}
 		qs_enc_scratch_free(es);
@@ -360,7 +384,7 @@ static void test_quant_roundtrip(void **state)
 		int8_t *q = malloc(n), *q2 = malloc(n);
 		uint8_t *pa = malloc(n + QS_PART_SLACK + 1), *pb = malloc(n * f->esize + QS_PART_SLACK + 1);
 		uint8_t *out = malloc(n * f->esize);
-		size_t lb = qs_enc_qres(es, f, in, n, e0, cols, scr, q, pb);
+		size_t lb = enc_qres(es, f, in, n, e0, cols, scr, q, pb, NULL);
 		size_t la = qs_enc_qcode(es, q, n, pa);
 		assert_true(la > 0 && lb > 0);
 		qs_qtab_cache_reset(&ds->qcache);
@@ -421,7 +445,7 @@ static void test_trailing_zero_mantissas(void **state)
 		qs_enc_scratch *es = qs_enc_scratch_new(n + 4, rc);
 		int8_t *q = malloc(n), *q2 = malloc(n);
 		uint8_t *pa = malloc(n + QS_PART_SLACK + 1), *pb = malloc(n * f->esize + QS_PART_SLACK + 1);
-		size_t lb = qs_enc_qres(es, f, w, n, 0, cols, sc, q, pb);
+		size_t lb = enc_qres(es, f, w, n, 0, cols, sc, q, pb, NULL);
 		size_t la = qs_enc_qcode(es, q, n, pa);
 		assert_int_equal(pb[0], QS_CODEC_QRES);
 		assert_int_equal(pb[1], zeros);
@@ -449,6 +473,52 @@ static void test_trailing_zero_mantissas(void **state)
 	}
 	free(ds);
 	free(rc);
+}
+
+/* The packer picks a QUANT chunk's coding from qs_enc_quantise's estimates:
+ * they must track what the coders then write (within 0.5%) and order the
+ * two codings as their real sizes do: Gaussian rows of one width (about a
+ * tie), of widths spread 6x (codes + residual win: the row scale models the
+ * spread), and ternary rows (codes + residual by far: the floats' mantissas
+ * would cost 7 bits per nonzero weight). */
+static void test_quant_estimates(void **state)
+{
+	(void)state;
+	rans_recip *rc = qs_recip_table_new();
+	const qs_fmtinfo *f = qs_fmt_info(QS_FMT_BF16);
+	uint64_t rows = 64, cols = 1024, n = rows * cols;
+	uint8_t *w = malloc(n * 2), *pa = malloc(n + QS_PART_SLACK + 1), *pb = malloc(2 * n + QS_PART_SLACK + 1);
+	uint32_t *sc = malloc(rows * 4);
+	int8_t *q = malloc(n);
+	qs_enc_scratch *es = qs_enc_scratch_new(n, rc);
+	for (int kind = 0; kind < 3; kind++) {
+		int ternary = kind == 2;
+		for (uint64_t r = 0; r < rows; r++) {
+			uint32_t mx = 0;
+			float a = kind == 0 ? 0.02f : (float)(0.01 + unif() * 0.05);
+			for (uint64_t c = 0; c < cols; c++) {
+				float v = ternary ? (rnd() % 100 < 88 ? 0.0f : rnd() & 1 ? a : -a) : (float)(gauss() * a);
+				uint32_t b = from_f32(f, v);
+				qs_store(f, w + (r * cols + c) * 2, b);
+				mx = (b & f->magmask) > mx ? b & f->magmask : mx;
+			}
+			sc[r] = qs_scale_for(f, qs_to_f32(f, mx));
+		}
+		qs_quant_est est;
+		size_t lb = enc_qres(es, f, w, n, 0, cols, sc, q, pb, &est);
+		size_t la = qs_enc_qcode(es, q, n, pa);
+		qs_enc_quantise(es, f, w, n, 0, cols, sc, q, &est);
+		size_t lf = qs_enc_fsym_counted(es, f, w, n, est.shift, pb);
+		double stored = 8.0 * (double)(la + lb), derived = 8.0 * (double)lf;
+		assert_true(fabs(est.stored - stored) < 0.005 * stored + 8 * 2048);
+		assert_true(fabs(est.derived - derived) < 0.005 * derived + 8 * 2048);
+		if (fabs(stored - derived) > 0.005 * stored)
+			assert_int_equal(est.stored < est.derived, stored < derived);
+		if (ternary)
+			assert_true(est.stored * 2 < est.derived);
+	}
+	qs_enc_scratch_free(es);
+	free(w); free(pa); free(pb); free(sc); free(q); free(rc);
 }
 
 static void test_freqtab_rejects_garbage(void **state)
@@ -490,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_buckets_match_quantiser),
 		cmocka_unit_test(test_quant_roundtrip),
 		cmocka_unit_test(test_trailing_zero_mantissas),
+		cmocka_unit_test(test_quant_estimates),
 		cmocka_unit_test(test_freqtab_rejects_garbage),
 	};
 	const qs_dec_kernels *sets[8];
