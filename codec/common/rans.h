@@ -115,14 +115,19 @@ static inline void rans_put(rans_enc *e, unsigned way, uint32_t start, uint32_t 
 {
 	uint64_t x = e->x[way];
 	uint64_t xmax = ((RANS_L >> bits) << 32) * freq;
-	if (x >= xmax) {
-		if (e->ptr == e->lim) {
-			e->overflow = 1;
-			return;
-		}
-		*--e->ptr = (uint32_t)x;
-		x >>= 32;
+	/* never taken while the buffer holds a word per put (the callers size
+	 * it so): the renormalisation below may then store unconditionally */
+	if (__builtin_expect(e->ptr == e->lim, 0)) {
+		e->overflow = 1;
+		return;
 	}
+	/* branch-free: the word is written either way and kept only when x
+	 * needs to shrink, which happens for about one symbol in five at random
+	 * (a branch there mispredicts that often) */
+	unsigned need = x >= xmax;
+	e->ptr[-1] = (uint32_t)x;
+	e->ptr -= need;
+	x >>= 32 * need;
 	uint64_t q = rans_recip_div(x, e->recip[freq]);
 	e->x[way] = (q << bits) + (x - q * freq) + start;
 }

@@ -3,6 +3,7 @@
 #define QS_ENCODE_H
 
 #include "../common/codecs.h"
+#include "../common/quantise.h"
 
 /* An FSYM part's symbol under top = all ones: its mantissa count n (w =
  * log2 n when a power of two, else 64), first magnitude and shift. */
@@ -18,13 +19,14 @@ typedef struct qs_enc_scratch {
 	uint32_t *words;          /* rANS output, 3 words per element + slack */
 	size_t n_words;
 	uint32_t counts[FT_MAX_SYMS];
-	uint32_t fcounts[FT_MAX_SYMS];   /* qs_enc_quantise: every float's sign+exponent symbol */
-	uint32_t qcounts[256];           /* qs_enc_quantise: the codes */
+	uint32_t fcounts[FT_MAX_SYMS];   /* qs_enc_quantise's sample: sign+exponent symbols */
+	uint32_t qcounts[256];           /* qs_enc_quantise's sample: the codes */
 	uint32_t lg8[256];               /* quant_pass.c: log2(1 + i/256), 2^-16 bits */
 	ft_enc ft;
 	fsym_enc_desc sdesc[FT_MAX_SYMS];
 	const rans_recip *recip;  /* shared, read-only: [0, 2^16] */
 	qs_qtab_cache qcache;
+	qs_quantise_fn quantise;         /* qs_quantiser() */
 } qs_enc_scratch;
 
 qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip);
@@ -47,15 +49,14 @@ typedef struct qs_quant_est {
 void qs_enc_lg_init(uint32_t lg8[256]);
 /* The first pass over a QUANT chunk: the codes of in[0..n) (elements e0..
  * of a tensor with `cols` columns; scales[r] is the scale of row e0/cols + r)
- * into q, the counts both codings need into s, and their costs into est. */
+ * into q, the chunk's shift and both codings' estimated costs into est. */
 void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
 		     uint64_t cols, const uint32_t *scales, int8_t *q, qs_quant_est *est);
-/* After qs_enc_quantise of the same chunk, either part B: the residual
- * given the codes q (part A is then qs_enc_qcode), or the floats as FSYM
- * (part A is then the one byte QDRV). */
+/* After qs_enc_quantise of the same chunk, part B when the codes are
+ * stored: the residual given the codes q (part A is then qs_enc_qcode).
+ * When they are derived, part B is qs_enc_fsym of the floats and part A the
+ * one byte QDRV. */
 size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
 		   uint64_t cols, const uint32_t *scales, const int8_t *q, unsigned shift, uint8_t *out);
-size_t qs_enc_fsym_counted(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, unsigned shift,
-			   uint8_t *out);
 
 #endif

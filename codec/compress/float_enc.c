@@ -30,6 +30,7 @@ qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip)
 	s->recip = recip;
 	qs_qtab_cache_reset(&s->qcache);
 	qs_enc_lg_init(s->lg8);
+	s->quantise = qs_quantiser();
 	return s;
 }
 
@@ -84,12 +85,17 @@ static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, cons
 	put_sym_mant(e, way, ft, sym, ((bits & f->magmask) >> shift) - first, count, rans_log2_exact(count));
 }
 
-/* FSYM of n floats whose symbol counts are in COUNTS and whose shift is SHIFT. */
-static size_t fsym_counted(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, unsigned shift,
-			   const uint32_t *counts, uint8_t *out)
+size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
 {
-	uint32_t base;
-	ft_build(counts, f->nsym, &s->ft);
+	uint32_t base, mant_or = 0;
+	memset(s->counts, 0, sizeof(s->counts));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t bits = qs_load(f, in + i * f->esize);
+		s->counts[qs_fsym(f, bits, &base)]++;
+		mant_or = qs_shift_acc(f, mant_or, bits);
+	}
+	unsigned shift = qs_shift_of(f, mant_or);
+	ft_build(s->counts, f->nsym, &s->ft);
 	/* what put_fsym works out per element, once per present symbol */
 	for (uint32_t y = s->ft.first; y < s->ft.first + s->ft.count; y++) {
 		unsigned sh = shift;
@@ -107,24 +113,6 @@ static size_t fsym_counted(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t
 		put_sym_mant(&e, (unsigned)(i & wm), &s->ft, y, ((bits & f->magmask) >> d->shift) - d->first, d->n, d->w);
 	}
 	return emit(out, QS_CODEC_FSYM, (int)shift, &s->ft, &e, s, in, n * f->esize);
-}
-
-size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
-{
-	uint32_t base, mant_or = 0;
-	memset(s->counts, 0, sizeof(s->counts));
-	for (size_t i = 0; i < n; i++) {
-		uint32_t bits = qs_load(f, in + i * f->esize);
-		s->counts[qs_fsym(f, bits, &base)]++;
-		mant_or = qs_shift_acc(f, mant_or, bits);
-	}
-	return fsym_counted(s, f, in, n, qs_shift_of(f, mant_or), s->counts, out);
-}
-
-size_t qs_enc_fsym_counted(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, unsigned shift,
-			   uint8_t *out)
-{
-	return fsym_counted(s, f, in, n, shift, s->fcounts, out);
 }
 
 size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
@@ -146,9 +134,13 @@ size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
 size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
 		   uint64_t cols, const uint32_t *scales, const int8_t *q, unsigned shift, uint8_t *out)
 {
-	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits);
+	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits), base;
 	uint64_t row0 = e0 / cols;
-	ft_build(s->counts, f->nsym, &s->ft);   /* the code-0 floats' symbols, counted by qs_enc_quantise */
+	memset(s->counts, 0, sizeof(s->counts));   /* the symbols of the code-0 floats */
+	for (size_t i = 0; i < n; i++)
+		if (!q[i])
+			s->counts[qs_fsym(f, qs_load(f, in + i * f->esize), &base)]++;
+	ft_build(s->counts, f->nsym, &s->ft);
 	/* pass 2: backwards, as rANS requires */
 	rans_enc e;
 	unsigned wm = rans_ways_for(n) - 1;

@@ -99,7 +99,7 @@ static int run_job(packer *pk, job *j, qs_enc_scratch *es, ZSTD_CCtx *z)
 		qs_enc_quantise(es, f, j->in, j->ne, j->e0, s->cols, sc, j->q, &est);
 		if (pk->int8_codes == QS_CODES_DERIVED
 		    || (pk->int8_codes == QS_CODES_AUTO && est.derived <= QS_DERIVED_SLACK * est.stored)) {
-			j->lb = qs_enc_fsym_counted(es, f, j->in, j->ne, est.shift, j->pb);
+			j->lb = qs_enc_fsym(es, f, j->in, j->ne, j->pb);
 			j->pa[0] = QS_CODEC_QDRV;
 			j->la = 1;
 		} else {

@@ -73,6 +73,14 @@ static double mantissa_bits(const qs_fmtinfo *f, const uint32_t *counts, unsigne
 	return bits;
 }
 
+/* The estimates look at one element in STRIDE (at least 8192 of them),
+ * starting each row at another column so that no column period aligns with
+ * the sample; the counts are scaled up to the chunk.  Sampling keeps the
+ * choice off the packer's profile; the 1% margin of the choice (pipeline.c)
+ * is several times the sampling error on chunks of 64K weights and up. */
+#define EST_MIN_SAMPLE 8192u
+#define EST_MAX_STRIDE 8u
+
 void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
 		     uint64_t cols, const uint32_t *scales, int8_t *q, qs_quant_est *est)
 {
@@ -80,9 +88,12 @@ void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, 
 	for (size_t i = 0; i < n; i++)
 		mant_or = qs_shift_acc(f, mant_or, qs_load(f, in + i * f->esize));
 	unsigned shift = qs_shift_of(f, mant_or);
+	s->quantise(f, in, n, e0, cols, scales, q);
 	memset(s->counts, 0, sizeof(s->counts));
 	memset(s->fcounts, 0, sizeof(s->fcounts));
 	memset(s->qcounts, 0, sizeof(s->qcounts));
+	size_t stride = n / EST_MIN_SAMPLE, taken = 0;
+	stride = stride < 1 ? 1 : stride > EST_MAX_STRIDE ? EST_MAX_STRIDE : stride;
 	uint64_t row0 = e0 / cols, pos = 0;   /* sum of log2 n over nonzero codes, 2^-16 bits */
 	for (size_t i = 0; i < n;) {
 		uint64_t r = (e0 + i) / cols;
@@ -90,11 +101,9 @@ void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, 
 		if (end > n)
 			end = n;
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
-		float sc = qs_to_f32(f, scales[r - row0]);
-		for (; i < end; i++) {
-			uint32_t bits = qs_load(f, in + i * f->esize), y = qs_fsym(f, bits, &base);
-			int c = qs_quant(qs_to_f32(f, bits), sc);
-			q[i] = (int8_t)c;
+		for (size_t j = i + (size_t)(r % stride); j < end; j += stride, taken++) {
+			uint32_t y = qs_fsym(f, qs_load(f, in + j * f->esize), &base);
+			int c = q[j];
 			s->fcounts[y]++;
 			s->qcounts[c + 128]++;
 			if (c)
@@ -102,12 +111,13 @@ void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, 
 			else
 				s->counts[y]++;
 		}
+		i = end;
 	}
+	double scale = taken ? (double)n / (double)taken : 0;
 	est->shift = shift;
-
-	est->derived = table_bits(s->fcounts, f->nsym, &s->ft) + mantissa_bits(f, s->fcounts, shift)
+	est->derived = scale * (table_bits(s->fcounts, f->nsym, &s->ft) + mantissa_bits(f, s->fcounts, shift))
 		+ part_bits(n, s->fcounts, f->nsym);
-	est->stored = table_bits(s->qcounts, 256, &s->ft) + part_bits(n, s->qcounts, 256)
-		+ pos / 65536.0 + table_bits(s->counts, f->nsym, &s->ft) + mantissa_bits(f, s->counts, shift)
-		+ part_bits(n, s->counts, f->nsym);
+	est->stored = scale * (table_bits(s->qcounts, 256, &s->ft) + pos / 65536.0
+			       + table_bits(s->counts, f->nsym, &s->ft) + mantissa_bits(f, s->counts, shift))
+		+ part_bits(n, s->qcounts, 256) + part_bits(n, s->counts, f->nsym);
 }

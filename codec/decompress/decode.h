@@ -10,6 +10,7 @@
 #define QS_DECODE_H
 
 #include "../common/codecs.h"
+#include "../common/quantise.h"
 
 /* What one slot of a 16-bit FSYM part decodes to, worked out once per part
  * (float_dec.c): the symbol's rANS entry, its mantissa width w and shift,
@@ -40,26 +41,13 @@ int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t 
 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		       size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
 
-/* QDRV (derive.c): the INT8 codes of n floats, elements e0.. of a tensor
- * with `cols` columns; scales[r] is the scale of row e0/cols + r. */
-void qs_derive_codes(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
-		     const uint32_t *scales, int8_t *q);
-void qs_derive_codes_avx512(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
-			    const uint32_t *scales, int8_t *q);
-/* Both walk the rows with this, giving each row's floats to ROW with the
- * row's scale (positive and finite; rows without one get code 0). */
-typedef void (*qs_derive_row_fn)(const qs_fmtinfo *f, const uint8_t *in, size_t n, float sc, int8_t *q);
-void qs_derive_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
-		    const uint32_t *scales, int8_t *q, qs_derive_row_fn row);
-
 typedef struct qs_dec_kernels {
 	const char *name;          /* "scalar", ... */
 	int (*fsym)(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n);
 	int (*qcode)(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
 	int (*qres)(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		    size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
-	void (*derive)(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
-		       const uint32_t *scales, int8_t *q);
+	qs_quantise_fn derive;     /* QDRV: the codes from the floats */
 } qs_dec_kernels;
 
 /* The best kernel set this CPU runs (or the one QSTORE_SIMD names). */

@@ -15,9 +15,9 @@
 #include "decode.h"
 #include "qstore.h"
 
-static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres, qs_derive_codes };
+static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres, qs_quantise_scalar };
 static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym_avx512, qs_dec_qcode_avx512, qs_dec_qres_avx512,
-				      qs_derive_codes_avx512 };
+				      qs_quantise_avx512 };
 
 typedef struct kset {
 	const qs_dec_kernels *k;
@@ -26,16 +26,8 @@ typedef struct kset {
 
 static int always(void) { return 1; }
 
-/* libgcc's cpuid test also checks that the OS saves the 512-bit state */
-static int has_avx512(void)
-{
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-		&& __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-}
-
 /* worst first: the last usable one is the default */
-static const kset SETS[] = { { &SCALAR, always }, { &AVX512, has_avx512 } };
+static const kset SETS[] = { { &SCALAR, always }, { &AVX512, qs_cpu_avx512 } };
 #define N_SETS (sizeof(SETS) / sizeof(SETS[0]))
 
 size_t qs_dec_available(const qs_dec_kernels **out, size_t max)
@@ -51,7 +43,7 @@ const qs_dec_kernels *qs_dec_select(void)
 {
 	const qs_dec_kernels *av[N_SETS];
 	size_t n = qs_dec_available(av, N_SETS);
-	const char *want = getenv("QSTORE_SIMD");
+	const char *want = qs_simd_wanted();
 	for (size_t i = 0; want && i < n; i++)
 		if (!strcmp(av[i]->name, want))
 			return av[i];

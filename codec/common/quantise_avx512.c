@@ -1,6 +1,6 @@
 /*
- * derive_avx512.c - derive.c's quantiser sixteen floats at a time (AVX-512
- * F/VL/BW; dispatch.c checks cpuid).  Every step is the scalar one on sixteen
+ * quantise_avx512.c - quantise.c's quantiser sixteen floats at a time (AVX-512
+ * F/VL/BW; callers check qs_cpu_avx512).  Every step is the scalar one on sixteen
  * lanes, so the codes are the same: the float converted exactly to binary32
  * (BF16 by a shift, F16 by vcvtph2ps), one IEEE division by the row scale,
  * the clamp to +-200, rounding by adding and subtracting 1.5 * 2^23, then
@@ -8,7 +8,7 @@
  */
 #include <immintrin.h>
 
-#include "decode.h"
+#include "quantise.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512bw")))
 
@@ -37,8 +37,8 @@ AVX512 static void row_avx512(const qs_fmtinfo *f, const uint8_t *in, size_t n, 
 	}
 }
 
-void qs_derive_codes_avx512(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
-			    const uint32_t *scales, int8_t *q)
+void qs_quantise_avx512(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
+			const uint32_t *scales, int8_t *q)
 {
-	qs_derive_rows(f, in, n, e0, cols, scales, q, row_avx512);
+	qs_quantise_rows(f, in, n, e0, cols, scales, q, row_avx512);
 }

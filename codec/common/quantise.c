@@ -1,0 +1,68 @@
+/*
+ * quantise.c - the quantiser of FORMAT.md section 4 over rows of floats:
+ * the packer's codes, and the codes of a QUANT chunk whose part A is QDRV
+ * (from the chunk's floats, part B, already decoded and checked).
+ *
+ * The packer recorded the codes' XXH3, which the reader checks: what this
+ * computes is covered like any decoded byte.  Inputs no packer writes (a row scale that is not a positive finite
+ * number, a float that is not finite) give code 0, by the same rule in every
+ * kernel set, so a hostile chunk fails that check instead of reaching
+ * undefined arithmetic.
+ */
+#include <float.h>
+#include <string.h>
+
+#include <stdlib.h>
+
+#include "quantise.h"
+
+void qs_quantise_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
+		      const uint32_t *scales, int8_t *q, qs_quantise_row_fn row)
+{
+	uint64_t r0 = e0 / cols;
+	for (size_t i = 0; i < n;) {
+		uint64_t r = (e0 + i) / cols;
+		size_t end = (size_t)((r + 1) * cols - e0);
+		if (end > n)
+			end = n;
+		float sc = qs_to_f32(f, scales[r - r0]);
+		if (sc > 0.0f && sc <= FLT_MAX)
+			row(f, in + i * f->esize, end - i, sc, q + i);
+		else
+			memset(q + i, 0, end - i);
+		i = end;
+	}
+}
+
+static void row_scalar(const qs_fmtinfo *f, const uint8_t *in, size_t n, float sc, int8_t *q)
+{
+	for (size_t j = 0; j < n; j++) {
+		uint32_t b = qs_load(f, in + j * f->esize);
+		q[j] = qs_is_finite(f, b) ? (int8_t)qs_quant(qs_to_f32(f, b), sc) : 0;
+	}
+}
+
+void qs_quantise_scalar(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
+			const uint32_t *scales, int8_t *q)
+{
+	qs_quantise_rows(f, in, n, e0, cols, scales, q, row_scalar);
+}
+
+/* libgcc's cpuid test also checks that the OS saves the 512-bit state */
+int qs_cpu_avx512(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+		&& __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+}
+
+const char *qs_simd_wanted(void)
+{
+	return getenv("QSTORE_SIMD");
+}
+
+qs_quantise_fn qs_quantiser(void)
+{
+	const char *want = qs_simd_wanted();
+	return qs_cpu_avx512() && !(want && !strcmp(want, "scalar")) ? qs_quantise_avx512 : qs_quantise_scalar;
+}
