@@ -69,9 +69,10 @@ $(B)/asan/libqsserve.a: $(SERVE_SRC:%.c=$(B)/asan/%.o)
 exports: $(B)/libqstore.a
 	@nm -g --defined-only $< | awk '$$2 ~ /[TDBR]/ {print $$3}' | sort
 
-$(B)/qstore: $(B)/obj/cli/qstore.o $(B)/libqstore.a
+CLI_SRC := $(wildcard cli/*.c)
+$(B)/qstore: $(CLI_SRC:%.c=$(B)/obj/%.o) $(B)/libqstore.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
-$(B)/asan/qstore: $(B)/asan/cli/qstore.o $(B)/asan/libqstore.a
+$(B)/asan/qstore: $(CLI_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libqstore.a
 	$(CC) $(BASE) $(SAN) -o $@ $^ $(LIBS)
 
 # test data generators (C, so large models cost no Python)
@@ -96,7 +97,7 @@ $(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/fs/ns.o $(B)/asan/libqsserv
 # ---- set-up ------------------------------------------------------------------
 APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
 	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv python3-dev time \
-	rsync bc dpkg-dev systemd clang libclang-rt-dev
+	rsync bc dpkg-dev systemd clang libclang-rt-dev groff-base
 deps: deps-apt
 	@mkdir -p $(B)
 	@tests/tools/setup-venv.sh $(B)/venv

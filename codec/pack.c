@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/format.h"
@@ -45,7 +46,7 @@ static int hash_int8_view(qs_index *ix, int fd, const char *path, qs_error *err)
 			memcpy(f->sha256, same->sha256, 32);
 			continue;
 		}
-		if (qs_stream_file(c, r, QS_VIEW_INT8, i, buf, h, NULL, NULL, f->sha256, err) < 0)
+		if (qs_stream_file(c, r, QS_VIEW_INT8, i, buf, h, NULL, NULL, NULL, f->sha256, err) < 0)
 			rc = -1;
 	}
 	free(buf);
@@ -97,6 +98,9 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 		return qs_fail(err, EINVAL, "chunk size %zu out of range [64, %u]", chunk_bytes, QS_MAX_CHUNK_BYTES);
 	if (opt.int8_codes < QS_CODES_AUTO || opt.int8_codes > QS_CODES_DERIVED)
 		return qs_fail(err, EINVAL, "int8_codes %d is not one of enum qs_int8_codes", opt.int8_codes);
+	struct stat st;
+	if (!opt.force && !lstat(out, &st))
+		return qs_fail(err, EEXIST, "%s: already exists (replacing it needs --force)", out);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int threads = opt.threads > 0 ? opt.threads : cpus > 0 ? (int)cpus : 1;
 	threads = threads > 256 ? 256 : threads;
@@ -104,7 +108,7 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 	qs_plan plan;
 	writer w = { .fd = -1, .sha_file = -1, .hist_tensor = -1 };
 	char *tmp = NULL;
-	int rc = qs_plan_build(&plan, src, chunk_bytes, err);
+	int unchanged = 0, rc = qs_plan_build(&plan, src, chunk_bytes, err);
 	if (!rc && !(plan.ix.chunks = calloc(plan.ix.n_chunks + 1, sizeof(qs_chunk))))
 		rc = qs_fail(err, ENOMEM, "out of memory");
 	if (!rc)
@@ -112,7 +116,7 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 	if (!rc)
 		rc = qs_writer_start(&w, out, &tmp, err);
 	if (!rc)
-		rc = qs_encode_all(&plan, &w, &opt, threads, t0, err);
+		rc = qs_encode_all(&plan, &w, &opt, threads, err);
 	if (!rc) {
 		finish_stats(&plan.ix);
 		rc = qs_index_validate(&plan.ix, QS_HEADER_SIZE, w.off, tmp, err);
@@ -124,13 +128,14 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 	if (!rc)   /* a source that grew or was rewritten meanwhile is not what we stored */
 		rc = qs_plan_unchanged(&plan, err);
 	if (!rc)
-		rc = qs_writer_commit(&w, tmp, out, err);
+		rc = qs_writer_commit(&w, tmp, out, &unchanged, err);
 	if (rc && tmp)
 		unlink(tmp);
 	if (!rc && stats) {
 		stats->source_bytes = plan.source_bytes;
 		stats->container_bytes = w.off;
 		stats->seconds = qs_now() - t0;
+		stats->unchanged = unchanged;
 	}
 	writer_free(&w);
 	free(tmp);

@@ -60,6 +60,16 @@ typedef struct qs_error {
 	char msg[1024];
 } qs_error;
 
+/* Progress of a long operation (pack, unpack, verify): DONE of TOTAL bytes
+ * (the source files for pack, the view's files otherwise).  Called from the
+ * calling thread about every 0.1 s, and once more at the end with done ==
+ * total; the front end decides what to print. */
+typedef void (*qs_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+typedef struct qs_progress {
+	qs_progress_fn fn;    /* NULL: no progress */
+	void *ctx;
+} qs_progress;
+
 /* ---- packing ----------------------------------------------------------- */
 
 /* How a quantised weight's INT8 codes are kept (FORMAT.md section 3).  Both
@@ -75,7 +85,9 @@ enum qs_int8_codes {
 
 typedef struct qs_pack_options {
 	int threads;          /* worker threads; <= 0 means one per online CPU */
-	int progress;         /* print bytes, rate and ETA to stderr */
+	qs_progress progress;
+	int force;            /* replace an existing OUT (else EEXIST); a result
+	                         identical to it leaves it untouched */
 	size_t chunk_bytes;   /* decoded bytes per chunk; 0 = default (1 MiB) */
 	int int8_codes;       /* enum qs_int8_codes; 0 = QS_CODES_AUTO */
 	volatile int *cancel; /* if set and it becomes non-zero, the pack stops
@@ -86,6 +98,7 @@ typedef struct qs_pack_stats {
 	uint64_t source_bytes;      /* bytes of every source file */
 	uint64_t container_bytes;   /* size of the written container */
 	double seconds;             /* wall time of the pack */
+	int unchanged;              /* OUT existed with these very bytes: left as it was */
 } qs_pack_stats;
 
 /* Pack SRC (a model directory or one .safetensors file) into OUT.  OPT may be
@@ -200,12 +213,14 @@ QS_API ssize_t qs_read(qs_reader *r, qs_view view, size_t file, uint64_t off,
  * Writes one line per file to REPORT (may be NULL) and returns the number of
  * problems found (0 = intact) or -1 on an error that stops the check. */
 typedef void (*qs_report_fn)(void *ctx, const char *line);
-QS_API long qs_verify(qs_container *c, qs_report_fn report, void *ctx, qs_error *err);
+QS_API long qs_verify(qs_container *c, qs_report_fn report, void *ctx, const qs_progress *progress,
+		      qs_error *err);
 
 /* Write every file of VIEW into the new directory DIR (it must not exist; the
  * files are written into a temporary sibling that is renamed at the end, and
  * removed on any error).  Returns 0 or -1 with *err. */
-QS_API int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err);
+QS_API int qs_unpack(qs_container *c, qs_view view, const char *dir, const qs_progress *progress,
+		     qs_error *err);
 
 /* The manifest of the container as JSON text (for `qstore info --json`);
  * the caller frees it with free().  NULL with *err when out of memory. */

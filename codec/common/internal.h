@@ -160,6 +160,20 @@ const char *qs_stream_name(const qs_index *ix, uint64_t stream);
 ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
 			      const size_t *parts, size_t n_parts, const uint64_t *skip, qs_error *err);
 
+/* Monotonic seconds. */
+double qs_now(void);
+
+/* The progress of one long operation, reported to P (may be NULL or have no
+ * fn) at most every 0.1 s: qs_tick adds ADD bytes done, qs_tick_end reports
+ * done == total once. */
+typedef struct qs_ticker {
+	const qs_progress *p;
+	uint64_t done, total;
+	double last;
+} qs_ticker;
+void qs_tick(qs_ticker *t, uint64_t add);
+void qs_tick_end(qs_ticker *t);
+
 /* manifest.c: JSON Lines <-> index (chunks and extents travel as binary
  * tables); one record as a JSON object (for info) */
 typedef struct json_t json_t;

@@ -34,8 +34,32 @@ void qs_quantise_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t
 	}
 }
 
+/* BF16 rows, the common case, in a loop without branches that the compiler
+ * vectorises with the baseline SSE2 of any x86-64 (qs_quant's steps, written
+ * as selects; a float that is not finite is replaced by 0 before dividing,
+ * so no conversion sees a NaN). */
+__attribute__((optimize("tree-vectorize")))
+static void row_bf16(const uint8_t *in, size_t n, float sc, int8_t *q)
+{
+	const float big = 12582912.0f;
+	for (size_t j = 0; j < n; j++) {
+		uint32_t b = (uint32_t)in[2 * j] | (uint32_t)in[2 * j + 1] << 8;
+		int fin = (b & 0x7fff) <= 0x7f7f;
+		float t = qs_f32_from_bits(fin ? b << 16 : 0) / sc;
+		t = t > 200.0f ? 200.0f : t;
+		t = t < -200.0f ? -200.0f : t;
+		int c = (int)((t + big) - big);
+		c = c < -128 ? -128 : c > 127 ? 127 : c;
+		q[j] = (int8_t)(fin ? c : 0);
+	}
+}
+
 static void row_scalar(const qs_fmtinfo *f, const uint8_t *in, size_t n, float sc, int8_t *q)
 {
+	if (f->fmt == QS_FMT_BF16) {
+		row_bf16(in, n, sc, q);
+		return;
+	}
 	for (size_t j = 0; j < n; j++) {
 		uint32_t b = qs_load(f, in + j * f->esize);
 		q[j] = qs_is_finite(f, b) ? (int8_t)qs_quant(qs_to_f32(f, b), sc) : 0;

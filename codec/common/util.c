@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -157,4 +158,29 @@ QS_API void qs_hex(const uint8_t *in, size_t n, char *out)
 		out[2 * i + 1] = H[in[i] & 15];
 	}
 	out[2 * n] = 0;
+}
+
+double qs_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+void qs_tick(qs_ticker *t, uint64_t add)
+{
+	t->done += add;
+	if (!t->p || !t->p->fn)
+		return;
+	double now = qs_now();
+	if (now - t->last >= 0.1) {
+		t->last = now;
+		t->p->fn(t->p->ctx, t->done < t->total ? t->done : t->total, t->total);
+	}
+}
+
+void qs_tick_end(qs_ticker *t)
+{
+	if (t->p && t->p->fn)
+		t->p->fn(t->p->ctx, t->total, t->total);
 }

@@ -149,11 +149,11 @@ static void *worker(void *arg)
 }
 
 /* Run the ring: returns 0 when every chunk is written. */
-static int run_ring(packer *pk, writer *w, const qs_pack_options *opt, double t0, qs_error *err)
+static int run_ring(packer *pk, writer *w, const qs_pack_options *opt, qs_error *err)
 {
 	qs_plan *p = pk->plan;
 	uint64_t si = 0, k = 0;
-	double last = qs_now();
+	qs_ticker tk = { &opt->progress, 0, p->source_bytes, qs_now() };
 	int rc = 0;
 	for (;;) {
 		pthread_mutex_lock(&pk->mu);
@@ -199,13 +199,10 @@ static int run_ring(packer *pk, writer *w, const qs_pack_options *opt, double t0
 			rc = qs_fail(err, EINTR, "interrupted");
 			break;
 		}
-		if (opt->progress && qs_now() - last > 0.25) {
-			qs_progress(w->done_bytes, p->source_bytes, t0, 0);
-			last = qs_now();
-		}
+		qs_tick(&tk, w->done_bytes - tk.done);
 	}
-	if (opt->progress && !rc)
-		qs_progress(w->done_bytes, p->source_bytes, t0, 1);
+	if (!rc)
+		qs_tick_end(&tk);
 	qs_writer_flush(w, p);
 	return rc;
 }
@@ -239,7 +236,7 @@ static void ring_free(packer *pk)
 	free(pk->recip);
 }
 
-int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, double t0, qs_error *err)
+int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, qs_error *err)
 {
 	packer pk = { .plan = p, .max_bytes = p->chunk_bytes, .nring = 2 * (size_t)threads + 2,
 		      .int8_codes = opt ? opt->int8_codes : QS_CODES_AUTO };
@@ -252,7 +249,7 @@ int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads
 		for (; nt < threads; nt++)
 			if (pthread_create(&tid[nt], NULL, worker, &pk))
 				break;
-		rc = nt ? run_ring(&pk, w, opt, t0, err) : qs_fail(err, EAGAIN, "cannot start threads");
+		rc = nt ? run_ring(&pk, w, opt, err) : qs_fail(err, EAGAIN, "cannot start threads");
 		pthread_mutex_lock(&pk.mu);
 		pk.stop = 1;
 		pthread_cond_broadcast(&pk.cv_work);

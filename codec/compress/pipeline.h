@@ -13,8 +13,8 @@
 
 #include "writer.h"
 
-/* Encode and write every chunk of P with THREADS workers.  0, or -1 with *err
- * (EINTR when OPT->cancel was raised). */
-int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, double t0, qs_error *err);
+/* Encode and write every chunk of P with THREADS workers, reporting to
+ * OPT->progress.  0, or -1 with *err (EINTR when OPT->cancel was raised). */
+int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, qs_error *err);
 
 #endif

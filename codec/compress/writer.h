@@ -46,9 +46,8 @@ int qs_writer_chunk(writer *w, qs_plan *p, const qs_encoded *j, qs_error *err);
 void qs_writer_flush(writer *w, qs_plan *p);
 /* Manifest, tables, trailer. */
 int qs_writer_index(writer *w, qs_index *ix, qs_error *err);
-/* fsync, rename TMP to OUT, fsync the directory. */
-int qs_writer_commit(writer *w, const char *tmp, const char *out, qs_error *err);
-void qs_progress(uint64_t done, uint64_t total, double t0, int final);
-double qs_now(void);
+/* fsync, rename TMP to OUT, fsync the directory; or, when OUT already holds
+ * these very bytes, remove TMP and leave OUT alone (*unchanged = 1). */
+int qs_writer_commit(writer *w, const char *tmp, const char *out, int *unchanged, qs_error *err);
 
 #endif

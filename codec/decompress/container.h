@@ -34,11 +34,15 @@ int qs_single_files_init(qs_container *c, int build, qs_error *err);
 
 /* verify.c: stream every byte of file I of V through the SHA-256 H and SINK
  * (may be NULL; nonzero = write error), QS_IO_BLOCK bytes at a time through
- * BUF; the digest into GOT, compared with the recorded one.  0, -1 on an
- * error (err set), 1 on a hash mismatch.  H is clean again afterwards. */
+ * BUF, counting them on TK (may be NULL); the digest into GOT, compared with
+ * the recorded one.  0, -1 on an error (err set), 1 on a hash mismatch.  H
+ * is clean again afterwards. */
 #define QS_IO_BLOCK (4u << 20)
 struct qs_sha256;
 int qs_stream_file(qs_container *c, qs_reader *r, qs_view v, size_t i, uint8_t *buf, struct qs_sha256 *h,
-		   int (*sink)(void *, const uint8_t *, size_t), void *sctx, uint8_t got[32], qs_error *err);
+		   int (*sink)(void *, const uint8_t *, size_t), void *sctx, qs_ticker *tk, uint8_t got[32],
+		   qs_error *err);
+/* The bytes of every file of views [v0, v1], for progress totals. */
+uint64_t qs_views_bytes(const qs_container *c, int v0, int v1);
 
 #endif

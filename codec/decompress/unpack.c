@@ -51,7 +51,7 @@ static mode_t process_umask(void)
 	return (mode_t)m;
 }
 
-int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err)
+int qs_unpack(qs_container *c, qs_view view, const char *dir, const qs_progress *progress, qs_error *err)
 {
 	struct stat st;
 	if ((unsigned)view > 1)
@@ -71,6 +71,7 @@ int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err)
 	qs_sha256 *h = qs_sha256_new();
 	uint8_t *buf = malloc(QS_IO_BLOCK);
 	int rc = !r ? -1 : h && buf ? 0 : qs_fail(err, ENOMEM, "out of memory");
+	qs_ticker tk = { progress, 0, qs_views_bytes(c, view, view), qs_now() };
 	for (size_t i = 0; i < c->ix->n_files[view] && !rc; i++) {
 		const qs_vfile *f = &c->ix->files[view][i];
 		char *path = NULL;
@@ -83,7 +84,7 @@ int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err)
 			rc = qs_fail(err, errno, "%s: %s", path, strerror(errno));
 		} else {
 			uint8_t got[32];
-			int s = qs_stream_file(c, r, view, i, buf, h, fd_sink, &fd, got, err);
+			int s = qs_stream_file(c, r, view, i, buf, h, fd_sink, &fd, &tk, got, err);
 			if (s > 0)
 				rc = qs_fail(err, EIO, "%s: file '%s': SHA-256 mismatch after decoding", c->path, f->path);
 			else if (s < 0 || fsync(fd))
@@ -94,6 +95,8 @@ int qs_unpack(qs_container *c, qs_view view, const char *dir, qs_error *err)
 	}
 	if (!rc && rename(tmp, dir))
 		rc = qs_fail(err, errno, "%s: cannot rename into place: %s", dir, strerror(errno));
+	if (!rc)
+		qs_tick_end(&tk);
 	if (rc)
 		nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(tmp);

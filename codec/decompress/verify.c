@@ -23,8 +23,18 @@ static void report(qs_report_fn fn, void *ctx, const char *line)
 /* Stream every byte of one file through fn (SHA-256, a write); compares the
  * recorded SHA-256 at the end.  Returns 0, -1 on a read error (err set) or
  * 1 on a hash mismatch. */
+uint64_t qs_views_bytes(const qs_container *c, int v0, int v1)
+{
+	uint64_t n = 0;
+	for (int v = v0; v <= v1; v++)
+		for (size_t i = 0; i < c->ix->n_files[v]; i++)
+			n += c->ix->files[v][i].size;
+	return n;
+}
+
 int qs_stream_file(qs_container *c, qs_reader *r, qs_view v, size_t i, uint8_t *buf, qs_sha256 *h,
-		   int (*sink)(void *, const uint8_t *, size_t), void *sctx, uint8_t got[32], qs_error *err)
+		   int (*sink)(void *, const uint8_t *, size_t), void *sctx, qs_ticker *tk, uint8_t got[32],
+		   qs_error *err)
 {
 	qs_file_info fi;
 	qs_file_get(c, v, i, &fi);
@@ -36,13 +46,16 @@ int qs_stream_file(qs_container *c, qs_reader *r, qs_view v, size_t i, uint8_t *
 			return bad == -1 ? -1 : qs_fail(err, errno, "%s: write error: %s", fi.path, strerror(errno));
 		}
 		off += (uint64_t)n;
+		if (tk)
+			qs_tick(tk, (uint64_t)n);
 	}
 	qs_sha256_final(h, got);
 	return fi.has_sha256 && memcmp(got, fi.sha256, 32) ? 1 : 0;
 }
 
-long qs_verify(qs_container *c, qs_report_fn fn, void *ctx, qs_error *err)
+long qs_verify(qs_container *c, qs_report_fn fn, void *ctx, const qs_progress *progress, qs_error *err)
 {
+	qs_ticker tk = { progress, 0, qs_views_bytes(c, QS_VIEW_HIGH, QS_VIEW_INT8), qs_now() };
 	qs_reader *r = qs_reader_new(c, err);
 	qs_sha256 *h = qs_sha256_new();
 	uint8_t *buf = malloc(QS_IO_BLOCK);
@@ -59,7 +72,7 @@ long qs_verify(qs_container *c, qs_report_fn fn, void *ctx, qs_error *err)
 	for (int v = 0; v < 2; v++) {
 		for (size_t i = 0; i < c->ix->n_files[v]; i++) {
 			qs_error e = { 0 };
-			int rc = qs_stream_file(c, r, (qs_view)v, i, buf, h, NULL, NULL, got, &e);
+			int rc = qs_stream_file(c, r, (qs_view)v, i, buf, h, NULL, NULL, &tk, got, &e);
 			if (rc < 0)
 				snprintf(line, sizeof(line), "FAIL %s view: %s", VIEW_NAME[v], e.msg);
 			else if (rc > 0)
@@ -71,6 +84,7 @@ long qs_verify(qs_container *c, qs_report_fn fn, void *ctx, qs_error *err)
 			report(fn, ctx, line);
 		}
 	}
+	qs_tick_end(&tk);
 	qs_reader_free(r);
 	qs_sha256_free(h);
 	free(buf);

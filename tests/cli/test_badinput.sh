@@ -50,8 +50,8 @@ expect_error "bad --int8-codes" "--int8-codes wants auto, stored or derived, got
 	"$QSTORE" pack "$T/src/ok.safetensors" -o "$T/o.qst" --int8-codes fast
 "$QSTORE" pack "$T/src/ok.safetensors" -o "$T/o.qst" --int8-codes fast 2>/dev/null
 check "bad --int8-codes exits 2" test $? -eq 2
-expect_error "unknown option" "unrecognized option|usage" "$QSTORE" pack --bogus "$T/src/ok.safetensors" -o "$T/o.qst"
-expect_error "missing -o" "need SRC and -o" "$QSTORE" pack "$T/src/ok.safetensors"
+expect_error "unknown option" "unknown option '--bogus'" "$QSTORE" pack --bogus "$T/src/ok.safetensors" -o "$T/o.qst"
+expect_error "missing -o" "missing -o OUT.qst" "$QSTORE" pack "$T/src/ok.safetensors"
 expect_error "unknown command" "unknown command" "$QSTORE" frobnicate
 expect_error "bad --precision" "'high' or 'int8'" "$QSTORE" unpack x.qst -o "$T/x" --precision fp4
 expect_error "output directory missing" "cannot create the output" "$QSTORE" pack "$T/src/ok.safetensors" -o "$T/nodir/o.qst"

@@ -101,7 +101,7 @@ fi
 # 9: a temporary left by a killed pack goes with the next pack of that name
 dead=$(sh -c 'echo $$')
 touch "$T/.ln.qst.tmp.$dead.0badc0de"
-"$QSTORE" pack "$T/ln" -o "$T/ln.qst" >/dev/null 2>&1
+"$QSTORE" pack "$T/ln" -o "$T/ln.qst" --force >/dev/null 2>&1
 check "stale temporary of a dead pack removed" test ! -e "$T/.ln.qst.tmp.$dead.0badc0de"
 # 23: pack and unpack create files the way the umask says
 rm -f "$T/um.qst"; (umask 027; "$QSTORE" pack "$T/ln" -o "$T/um.qst" >/dev/null)

@@ -251,6 +251,30 @@ static void check_config(qs_container *c)
 	free(b);
 }
 
+/* qs_progress: what verify reports never goes back, never passes the
+ * total, and ends with done == total = both views' bytes */
+typedef struct prog_seen { uint64_t last, total, calls; int backwards; } prog_seen;
+static void prog_record(void *ctx, uint64_t done, uint64_t total)
+{
+	prog_seen *p = ctx;
+	p->backwards |= done < p->last || done > total || (p->calls && total != p->total);
+	p->last = done;
+	p->total = total;
+	p->calls++;
+}
+
+static uint64_t views_bytes(qs_container *c)
+{
+	uint64_t n = 0;
+	for (int v = 0; v < 2; v++)
+		for (size_t i = 0; i < qs_file_count(c, (qs_view)v); i++) {
+			qs_file_info fi;
+			qs_file_get(c, (qs_view)v, i, &fi);
+			n += fi.size;
+		}
+	return n;
+}
+
 static void test_roundtrip_single(void **state)
 {
 	(void)state;
@@ -264,7 +288,11 @@ static void test_roundtrip_single(void **state)
 	check_int8_file(c, src, "model.safetensors", &nq);
 	assert_int_equal(nq, 4);   /* up, q (f16), k (f32), down; not v (NaN), embed, lm_head */
 	check_config(c);
-	assert_int_equal(qs_verify(c, NULL, NULL, &e), 0);
+	prog_seen seen = { 0 };
+	qs_progress pr = { prog_record, &seen };
+	assert_int_equal(qs_verify(c, NULL, NULL, &pr, &e), 0);
+	assert_true(seen.calls >= 1 && !seen.backwards);
+	assert_true(seen.last == seen.total && seen.total == views_bytes(c));
 	qs_close(c);
 	unlink(out);
 	tt_rmrf(src);
@@ -293,7 +321,7 @@ static void test_roundtrip_sharded(void **state)
 	assert_null(json_object_get(wm, "lm_head.weight_scale"));
 	json_decref(j);
 	free(b);
-	assert_int_equal(qs_verify(c, NULL, NULL, &e), 0);
+	assert_int_equal(qs_verify(c, NULL, NULL, NULL, &e), 0);
 	qs_close(c);
 	unlink(out);
 	tt_rmrf(src);
@@ -352,7 +380,7 @@ static void test_damage(void **state)
 			refused++;
 			continue;
 		}
-		long problems = qs_verify(c, NULL, NULL, &e);
+		long problems = qs_verify(c, NULL, NULL, NULL, &e);
 		if (problems) {
 			reported++;
 			qs_reader *r = qs_reader_new(c, NULL);

@@ -46,7 +46,7 @@ static void make_container(const char *dir, const char *out, unsigned seed)
 	snprintf(path, sizeof(path), "%s/config.json", src);
 	const char *cfg = "{\"model_type\": \"llama\", \"torch_dtype\": \"bfloat16\"}";
 	tt_write_file(path, cfg, strlen(cfg));
-	qs_pack_options o = { .threads = 1, .chunk_bytes = 4096 };
+	qs_pack_options o = { .threads = 1, .chunk_bytes = 4096, .force = 1 };   /* versions replace each other */
 	qs_error e = { 0 };
 	if (qs_pack(src, out, &o, NULL, &e)) {
 		fprintf(stderr, "%s\n", e.msg);
