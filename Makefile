@@ -8,6 +8,10 @@ CPPFLAGS := -Iinclude -D_GNU_SOURCE -DQS_GOLDEN='"$(abspath tests/golden/golden.
 BASE    := -std=gnu11 -pthread -fno-strict-aliasing $(WARN)
 LIBS    := -lzstd -ljansson -lxxhash -lcrypto -lm -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# hardening of the normal build (what dpkg-buildflags gives Debian packages):
+# fortified libc calls, stack protector, full RELRO with immediate binding
+HARDEN    := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+HARDEN_LD := -Wl,-z,relro,-z,now
 
 B       := build
 CODEC_SRC := $(wildcard codec/*.c codec/common/*.c codec/compress/*.c codec/decompress/*.c)
@@ -30,13 +34,13 @@ all: $(B)/libqstore.a $(B)/qstore $(B)/qstorefs $(TOOLS)
 # public headers) leave libqstore.a, see the archive rules below.
 $(B)/obj/codec/%.o: codec/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(BASE) -fvisibility=hidden $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(BASE) -fvisibility=hidden $(CFLAGS) $(HARDEN) -c $< -o $@
 $(B)/asan/codec/%.o: codec/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(BASE) -fvisibility=hidden -O1 -g $(SAN) -c $< -o $@
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) $(CFLAGS) $(HARDEN) -c $< -o $@
 $(B)/asan/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC asan $<"; $(CC) $(CPPFLAGS) $(FS_CFLAGS) $(BASE) -O1 -g $(SAN) -c $< -o $@
@@ -71,7 +75,7 @@ exports: $(B)/libqstore.a
 
 CLI_SRC := $(wildcard cli/*.c)
 $(B)/qstore: $(CLI_SRC:%.c=$(B)/obj/%.o) $(B)/libqstore.a
-	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(BASE) $(CFLAGS) $(HARDEN_LD) -o $@ $^ $(LIBS)
 $(B)/asan/qstore: $(CLI_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libqstore.a
 	$(CC) $(BASE) $(SAN) -o $@ $^ $(LIBS)
 
@@ -97,7 +101,7 @@ $(B)/asan/unit/%: $(B)/asan/tests/unit/%.o $(B)/asan/fs/ns.o $(B)/asan/libqsserv
 # ---- set-up ------------------------------------------------------------------
 APT_PKGS := build-essential pkg-config libzstd-dev libjansson-dev libxxhash-dev libssl-dev \
 	libcmocka-dev libfuse3-dev fuse3 liburing-dev libsystemd-dev zstd python3 python3-venv python3-dev time \
-	rsync bc dpkg-dev systemd clang libclang-rt-dev groff-base
+	rsync bc dpkg-dev systemd clang libclang-rt-dev groff-base lintian
 deps: deps-apt
 	@mkdir -p $(B)
 	@tests/tools/setup-venv.sh $(B)/venv
@@ -180,7 +184,7 @@ test-big: all
 
 # ---- the FUSE daemon: a thin adapter over serve/ ----------------------------------
 $(B)/qstorefs: $(FS_SRC:%.c=$(B)/obj/%.o) $(B)/libqsserve.a $(B)/libqstore.a
-	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(FS_LIBS) $(LIBS)
+	$(CC) $(BASE) $(CFLAGS) $(HARDEN_LD) -o $@ $^ $(FS_LIBS) $(LIBS)
 $(B)/asan/qstorefs: $(FS_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libqsserve.a $(B)/asan/libqstore.a
 	$(CC) $(BASE) $(SAN) -o $@ $^ $(FS_LIBS) $(LIBS)
 
@@ -190,6 +194,7 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/qstorefs
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 install: $(B)/qstore $(B)/qstorefs
 	install -D -m 0755 $(B)/qstore $(DESTDIR)$(BINDIR)/qstore
@@ -201,6 +206,8 @@ install: $(B)/qstore $(B)/qstorefs
 	chmod 0644 $(DESTDIR)$(UNITDIR)/qstorefs@.service
 	install -D -m 0644 qstorefs.conf.example $(DESTDIR)$(DOCDIR)/qstorefs.conf.example
 	install -D -m 0644 codec/FORMAT.md $(DESTDIR)$(DOCDIR)/FORMAT.md
+	install -D -m 0644 packaging/completions/qstore $(DESTDIR)$(COMPDIR)/qstore
+	install -D -m 0644 packaging/completions/qstorefs $(DESTDIR)$(COMPDIR)/qstorefs
 
 deb: all
 	@packaging/mkdeb.sh $(B)

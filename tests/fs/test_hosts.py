@@ -5,6 +5,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -191,6 +192,26 @@ def test_sighup_rescans_and_reloads(models, tmp_path, mount_factory):
     assert "not reloaded" in m.log_text() and m.proc.poll() is None
 
 
+def test_deb_is_lintian_clean():
+    """lintian has no error or warning for the package or its -dbgsym, and
+    none of the informational tags that mean unhardened or unstripped
+    binaries (bindnow, fortify, stack protector, debug link)."""
+    if shutil.which("lintian") is None or shutil.which("dpkg-deb") is None:
+        pytest.fail("lintian and dpkg-deb are installed by make deps")
+    deb = subprocess.run(["make", "-s", "--no-print-directory", "deb", f"B={BUILD}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    dbgsym = deb.replace("/qstorefs_", "/qstorefs-dbgsym_")
+    assert os.path.exists(dbgsym), dbgsym
+    r = subprocess.run(["lintian", "-I", "--tag-display-limit", "0", deb, dbgsym], capture_output=True, text=True)
+    tags = [line for line in r.stdout.splitlines() if line[:2] in ("E:", "W:", "I:")]
+    bad = [t for t in tags if t.startswith(("E:", "W:")) or "hardening" in t or "unstripped" in t]
+    assert not bad, "\n".join(tags)
+    files = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
+    for f in ("usr/share/doc/qstorefs/copyright", "usr/share/doc/qstorefs/changelog.gz",
+              "usr/share/bash-completion/completions/qstore", "usr/share/bash-completion/completions/qstorefs"):
+        assert f in files, f
+
+
 @needs_root
 def test_deb_installs_and_unit_verifies(tmp_path):
     if shutil.which("dpkg-deb") is None:
@@ -317,6 +338,21 @@ def test_unit_mounts_in_the_host_namespace(tmp_path):
     assert "CAP_SYS_ADMIN" in opts["CapabilityBoundingSet"] and opts["DeviceAllow"].startswith("/dev/fuse")
 
 
+def test_unit_exposure_score(tmp_path):
+    """systemd-analyze security of the installed unit: at most 4.5 (4.0 with
+    systemd 252; README says what is left and why)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd is installed by make deps")
+    dest, _ = installed_unit(tmp_path, "/usr")
+    inst = tmp_path / "qstorefs@models.service"
+    inst.write_text((dest / "usr/lib/systemd/system/qstorefs@.service").read_text())
+    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(inst)],
+                       capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout)
+    assert m, r.stdout + r.stderr
+    assert float(m.group(1)) <= 4.5, r.stdout
+
+
 @needs_root
 def test_mount_propagation_as_systemd_would_set_it_up(models, tmp_path):
     """What the unit relies on, shown both ways: in a slave mount namespace
@@ -381,7 +417,7 @@ def test_backgrounded_daemon_logs_to_syslog(models, tmp_path):
         pytest.skip("/dev/log belongs to this host's syslog: not replaced by a test")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind("/dev/log")
-    sock.settimeout(10)
+    sock.settimeout(1)
     mnt, back = tmp_path / "mnt", tmp_path / "back"
     mnt.mkdir()
     back.mkdir()
@@ -395,7 +431,13 @@ def test_backgrounded_daemon_logs_to_syslog(models, tmp_path):
         got = []
         deadline = time.time() + 10
         while not any("container added" in g for g in got) and time.time() < deadline:
-            got.append(sock.recv(65536).decode(errors="replace"))
+            # the daemon's watcher may start after the rename on a loaded
+            # machine: a listing of the root rescans (README), logging the same
+            os.listdir(mnt)
+            try:
+                got.append(sock.recv(65536).decode(errors="replace"))
+            except TimeoutError:
+                pass
         assert any("qstorefs[" in g and "container added" in g for g in got), got
         assert any(g.startswith("<30>") for g in got), got   # LOG_DAEMON | LOG_INFO
     finally:
