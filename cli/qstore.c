@@ -37,6 +37,7 @@ static const char SYNOPSIS[] =
 	"       qstore unpack X.qst -o DIR [--precision high|int8] [options]\n"
 	"       qstore verify X.qst [-q]\n"
 	"       qstore info X.qst [--json]\n"
+	"       qstore hub-link MNT/NAME ORG/REPO [--cache DIR] [--precision high|int8]\n"
 	"       qstore --version | --help | COMMAND --help\n";
 
 static const char *const HELP[][2] = {
@@ -90,6 +91,19 @@ static const char *const HELP[][2] = {
 	  "the tensors (dtype, shape, stored bytes, whether and why quantised).\n"
 	  "\n"
 	  "      --json                 the same as JSON, for tools\n"
+	  "  -h, --help                 this help\n" },
+	{ "hub-link",
+	  "usage: qstore hub-link MNT/NAME ORG/REPO [options]\n"
+	  "\n"
+	  "Make the model NAME of a qstorefs mount loadable as ORG/REPO from a HuggingFace\n"
+	  "hub cache (from_pretrained(\"ORG/REPO\"), SentenceTransformer(\"ORG/REPO\"), with\n"
+	  "HF_HUB_OFFLINE=1): models--ORG--REPO/snapshots/REVISION/ of symlinks into the\n"
+	  "mount, refs/main = REVISION, derived from the container (a new version of the\n"
+	  "container gets a new revision).\n"
+	  "\n"
+	  "      --cache DIR            the hub cache (default: $HF_HUB_CACHE, else\n"
+	  "                             $HF_HOME/hub, else ~/.cache/huggingface/hub)\n"
+	  "      --precision VIEW       high (the source files) or int8 (default: high)\n"
 	  "  -h, --help                 this help\n" },
 };
 #define N_CMDS (sizeof(HELP) / sizeof(HELP[0]))
@@ -373,6 +387,45 @@ static int cmd_verify(int argc, char **argv)
 }
 
 int qstore_info(qs_container *ct, const char *path);   /* info.c */
+int qstore_hub_link(const char *model_dir, const char *repo, const char *cache, int view);   /* hublink.c */
+
+/* the hub's own default: HF_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME or ~/.cache */
+static const char *hub_cache(char *buf, size_t cap)
+{
+	const char *v;
+	if ((v = getenv("HF_HUB_CACHE")) && *v)
+		return v;
+	if ((v = getenv("HF_HOME")) && *v)
+		snprintf(buf, cap, "%s/hub", v);
+	else if ((v = getenv("XDG_CACHE_HOME")) && *v)
+		snprintf(buf, cap, "%s/huggingface/hub", v);
+	else
+		snprintf(buf, cap, "%s/.cache/huggingface/hub", getenv("HOME") ? getenv("HOME") : ".");
+	return buf;
+}
+
+static int cmd_hub_link(int argc, char **argv)
+{
+	enum { O_CACHE = 256, O_PREC };
+	static const struct option lo[] = {
+		{ "cache", required_argument, 0, O_CACHE }, { "precision", required_argument, 0, O_PREC },
+		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+	const char *cache = NULL;
+	char buf[4096];
+	int c, view = QS_VIEW_HIGH;
+	while ((c = next_opt("hub-link", argc, argv, ":h", lo)) != -1) {
+		if (c == O_CACHE) cache = optarg;
+		else if (c == O_PREC && !strcmp(optarg, "high")) view = QS_VIEW_HIGH;
+		else if (c == O_PREC && !strcmp(optarg, "int8")) view = QS_VIEW_INT8;
+		else if (c == O_PREC) return bad_usage("hub-link", "--precision is 'high' or 'int8', got '%s'", optarg);
+		else if (c == 'h') return help("hub-link");
+		else return EXIT_USAGE;
+	}
+	if (argc - optind != 2)
+		return bad_usage("hub-link", "%s", argc - optind > 2 ? "two arguments only"
+				 : argc - optind == 1 ? "missing ORG/REPO" : "missing MNT/NAME and ORG/REPO");
+	return qstore_hub_link(argv[optind], argv[optind + 1], cache ? cache : hub_cache(buf, sizeof(buf)), view);
+}
 
 
 static int cmd_info(int argc, char **argv)
@@ -426,6 +479,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "unpack")) return cmd_unpack(argc, argv);
 	if (!strcmp(cmd, "verify")) return cmd_verify(argc, argv);
 	if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
+	if (!strcmp(cmd, "hub-link")) return cmd_hub_link(argc, argv);
 	say(stderr, "qstore: unknown command '%s'", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

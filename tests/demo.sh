@@ -11,11 +11,11 @@ mkdir -p "$D"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "1. a generated Llama-style BF16 model (2 shards + index, config, tokenizer)"
-"$B/genmodel" "$D/model" --mb 48 --hidden 512 --shards 2
+"$B/genmodel" "$D/model" --mb 48 --hidden 512 --shards 2 --words
 ls -l "$D/model"
 
 say "2. pack it: INT8 codes + the residual that rebuilds BF16 exactly, one file"
-"$B/qstore" pack "$D/model" -o "$D/model.qst" --progress
+"$B/qstore" pack "$D/model" -o "$D/model.qst"
 
 say "3. what the container holds"
 "$B/qstore" info "$D/model.qst" | sed -n '1,22p'
@@ -59,6 +59,21 @@ for p in sys.argv[1:]:
     f = open(p, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); h.pop('__metadata__', None)
     print(f"  {p.split('/')[-1]}: one valid safetensors file, {len(h)} tensors (merged from the shards)")
 PY
+if [ -x "$B/venv/bin/python" ]; then   # make check's venv: transformers on both views
+	for v in bf16 int8; do
+		"$B/venv/bin/python" - "$D/mnt/llama/$v" <<'PY' 2>/dev/null || echo "  (transformers pipeline on $v/ failed)"
+import sys, warnings
+warnings.filterwarnings("ignore")
+import transformers
+transformers.utils.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+p = transformers.pipeline("text-generation", model=sys.argv[1], device="cpu")
+print(f"  pipeline on {sys.argv[1].split('/')[-1]}/: " + repr(p("The model host", max_new_tokens=5, do_sample=False)[0]["generated_text"]))
+PY
+	done
+else
+	echo "  (make check's venv has transformers: then this step also runs a text-generation pipeline on both views)"
+fi
 echo "  stats: $(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('decoded', round(s['decoded']['bytes']/1e6), 'MB, cache hits', s['cache']['hits'], 'misses', s['cache']['misses'])" "$D/mnt/.qstorefs/stats")"
 fusermount3 -u "$D/mnt"
 trap - EXIT

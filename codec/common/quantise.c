@@ -38,8 +38,12 @@ void qs_quantise_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t
  * vectorises with the baseline SSE2 of any x86-64 (qs_quant's steps, written
  * as selects; a float that is not finite is replaced by 0 before dividing,
  * so no conversion sees a NaN). */
-__attribute__((optimize("tree-vectorize")))
-static void row_bf16(const uint8_t *in, size_t n, float sc, int8_t *q)
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORISE __attribute__((optimize("tree-vectorize")))   /* gcc -O2 alone does not */
+#else
+#define VECTORISE   /* clang vectorises at -O2 */
+#endif
+VECTORISE static void row_bf16(const uint8_t *in, size_t n, float sc, int8_t *q)
 {
 	const float big = 12582912.0f;
 	for (size_t j = 0; j < n; j++) {

@@ -130,12 +130,18 @@ static json_t *quantization_config(const qs_plan *p, const json_t *config)
 	if (!lm_head && json_is_true(json_object_get(config, "tie_word_embeddings")))
 		json_array_append_new(ignore, json_string("lm_head"));
 	/* the format is given per group too: loaders infer a group's format
-	 * from its scheme when it is missing, and infer pack-quantized */
-	return json_pack("{s:s, s:s, s:s, s:{s:{s:[s], s:{s:i, s:s, s:b, s:s, s:b}, s:n, s:n, s:s}}, s:o}",
+	 * from its scheme when it is missing, and infer pack-quantized.
+	 * run_compressed false: transformers then decompresses the weights once
+	 * at load; with compressed modules, a loader that calls the model's
+	 * forward itself (sentence-transformers 6) multiplies float activations
+	 * by the int8 weights and fails.  Engines with INT8 kernels (vLLM) read
+	 * the scheme and do not look at it. */
+	return json_pack("{s:s, s:s, s:s, s:b, s:{s:{s:[s], s:{s:i, s:s, s:b, s:s, s:b}, s:n, s:n, s:s}}, s:o}",
 			 "quant_method", "compressed-tensors", "format", "naive-quantized",
-			 "quantization_status", "compressed", "config_groups", "group_0", "targets", "Linear",
-			 "weights", "num_bits", 8, "type", "int", "symmetric", 1, "strategy", "channel", "dynamic", 0,
-			 "input_activations", "output_activations", "format", "naive-quantized", "ignore", ignore);
+			 "quantization_status", "compressed", "run_compressed", 0, "config_groups", "group_0", "targets",
+			 "Linear", "weights", "num_bits", 8, "type", "int", "symmetric", 1, "strategy", "channel",
+			 "dynamic", 0, "input_activations", "output_activations", "format", "naive-quantized", "ignore",
+			 ignore);
 }
 
 static int add_json_blob(qs_plan *p, const char *rel, json_t *j, size_t flags, qs_error *err)

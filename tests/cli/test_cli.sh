@@ -14,7 +14,7 @@ expect_rc() {   # expect_rc WHAT RC CMD...: exit status RC
 }
 
 # help: every option of each command, with the defaults that matter
-for cmd in pack unpack verify info; do
+for cmd in pack unpack verify info hub-link; do
 	check "qstore $cmd --help exits 0 and starts with its usage" bash -c \
 		"'$QSTORE' $cmd --help | head -1 | grep -q '^usage: qstore $cmd'"
 done
@@ -32,7 +32,7 @@ check "qstore --help names the exit codes" bash -c "'$QSTORE' --help | grep -q '
 expect_rc "no arguments" 2 "$QSTORE"
 expect_rc "unknown command" 2 "$QSTORE" frobnicate
 expect_rc "help for an unknown command" 2 "$QSTORE" help frobnicate
-for cmd in pack unpack verify info; do
+for cmd in pack unpack verify info hub-link; do
 	expect_rc "$cmd --bogus" 2 "$QSTORE" $cmd --bogus "$T/m.qst"
 done
 expect_error "an unknown option is named with the program" "^qstore pack: unknown option '--bogus'" \

@@ -8,7 +8,7 @@ complete_words() {   # complete_words FILE FUNC WORD...: what TAB offers after t
 }
 got=$(complete_words "$C/qstore" _qstore qstore "")
 check "qstore TAB offers every command" bash -c "for c in pack unpack verify info; do grep -qx \$c <<< '$got' || exit 1; done"
-for cmd in pack unpack verify info; do
+for cmd in pack unpack verify info hub-link; do
 	offered=$(complete_words "$C/qstore" _qstore qstore $cmd -)
 	for o in $("$QSTORE" $cmd --help | grep -oE -- '--[a-z0-9-]+' | sort -u); do
 		check "qstore $cmd - offers $o" grep -qx -- "$o" <<< "$offered"

@@ -11,7 +11,7 @@ for page in qstore.1 qstorefs.8; do
 done
 groff -man -Tascii -P-cbou "$M/qstore.1" > "$T/qstore.txt" 2>/dev/null
 groff -man -Tascii -P-cbou "$M/qstorefs.8" > "$T/qstorefs.txt" 2>/dev/null
-for cmd in pack unpack verify info; do
+for cmd in pack unpack verify info hub-link; do
 	for o in $("$QSTORE" $cmd --help | grep -oE -- '--[a-z0-9-]+' | sort -u); do
 		check "qstore.1 documents $cmd $o" grep -q -- "$o" "$T/qstore.txt"
 	done

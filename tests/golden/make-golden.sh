@@ -8,10 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 "$here/gen-source.sh" "$B/genmodel" "$t/src"
-"$B/qstore" pack "$t/src" -o "$here/golden.qst" --chunk-size 4K --threads 2
+"$B/qstore" pack "$t/src" -o "$here/golden.qst" --chunk-size 4K --threads 2 --force
 # the same source with every INT8 code stored (QCODE + QRES; the default
 # derives them from the floats wherever that is about as small)
-"$B/qstore" pack "$t/src" -o "$here/golden-stored.qst" --chunk-size 4K --threads 2 --int8-codes stored
+"$B/qstore" pack "$t/src" -o "$here/golden-stored.qst" --chunk-size 4K --threads 2 --int8-codes stored --force
 "$B/qstore" unpack "$here/golden.qst" -o "$t/high"
 "$B/qstore" unpack "$here/golden.qst" -o "$t/int8" --precision int8
 (cd "$t" && find high int8 -type f | LC_ALL=C sort | xargs sha256sum) > "$here/golden.sha256"

@@ -55,6 +55,9 @@ def hf(tmp_path_factory):
     _save_models(src)
     for name in MODELS:
         fs.pack(os.path.join(src, name), os.path.join(back, f"{name}.qst"))
+    # the sentence-transformers directory as published (modules.json,
+    # 1_Pooling, F32 weights), packed as it is
+    fs.pack(MINILM, os.path.join(back, "minilm-st.qst"))
     m = fs.Mount(back)
     try:
         yield {"src": src, "mount": m}

@@ -146,15 +146,73 @@ static void write_shard(const char *dir, const char *fname, int shard, int speci
 	free(hdr);
 }
 
+/* The tokenizer the golden container was made with: a vocabulary only (its
+ * bytes are part of the golden source, so it stays as it is). */
+static void write_placeholder_tokenizer(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+	char *tok = malloc(200000);
+	size_t tl = (size_t)sprintf(tok, "{\"version\":\"1.0\",\"model\":{\"type\":\"WordLevel\",\"vocab\":{");
+	for (int i = 0; i < 4000; i++) tl += (size_t)sprintf(tok + tl, "%s\"tok%d\":%d", i ? "," : "", i, i);
+	sprintf(tok + tl, "}}}\n");
+	write_file(path, tok);
+	free(tok);
+}
+
+/* --words: a tokenizer a transformers pipeline runs with: lower-cased
+ * English words split on whitespace and punctuation (WordLevel), <unk>,
+ * <s> and </s>, as many entries as the model's vocabulary, and a
+ * tokenizer_config.json naming the fast tokenizer and its special tokens. */
+static void write_word_tokenizer(const char *dir, uint64_t V)
+{
+	static const char *const W[] = {
+		"the", "of", "and", "a", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are", "as",
+		"with", "his", "they", "i", "at", "be", "this", "have", "from", "or", "one", "had", "by", "word", "but",
+		"not", "what", "all", "were", "we", "when", "your", "can", "said", "there", "use", "an", "each", "which",
+		"she", "do", "how", "their", "if", "will", "up", "other", "about", "out", "many", "then", "them", "these",
+		"so", "some", "her", "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write",
+		"go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water", "been", "call",
+		"who", "oil", "its", "now", "find", "long", "down", "day", "did", "get", "come", "made", "may", "part",
+		"model", "host", "weights", "file", "precision", "fast", "small", "large", "cat", "sat", "mat", ".", ",",
+		"!", "?", "'", "-", ":", ";" };
+	size_t nw = sizeof(W) / sizeof(W[0]), cap = 64 + 24 * (size_t)(V + nw);
+	char path[4096], *tok = malloc(cap + 4096);
+	size_t tl = (size_t)sprintf(tok, "{\"version\":\"1.0\",\"added_tokens\":["
+				    "{\"id\":0,\"content\":\"<unk>\",\"single_word\":false,\"lstrip\":false,"
+				    "\"rstrip\":false,\"normalized\":false,\"special\":true},"
+				    "{\"id\":1,\"content\":\"<s>\",\"single_word\":false,\"lstrip\":false,"
+				    "\"rstrip\":false,\"normalized\":false,\"special\":true},"
+				    "{\"id\":2,\"content\":\"</s>\",\"single_word\":false,\"lstrip\":false,"
+				    "\"rstrip\":false,\"normalized\":false,\"special\":true}],"
+				    "\"normalizer\":{\"type\":\"Lowercase\"},\"pre_tokenizer\":{\"type\":\"Whitespace\"},"
+				    "\"decoder\":{\"type\":\"WordPiece\",\"prefix\":\"##\",\"cleanup\":true},"
+				    "\"model\":{\"type\":\"WordLevel\",\"unk_token\":\"<unk>\",\"vocab\":{"
+				    "\"<unk>\":0,\"<s>\":1,\"</s>\":2");
+	for (uint64_t i = 3; i < V; i++) {
+		if (i - 3 < nw)
+			tl += (size_t)sprintf(tok + tl, ",\"%s\":%llu", W[i - 3], (unsigned long long)i);
+		else
+			tl += (size_t)sprintf(tok + tl, ",\"w%llu\":%llu", (unsigned long long)i, (unsigned long long)i);
+	}
+	sprintf(tok + tl, "}}}\n");
+	snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+	write_file(path, tok);
+	free(tok);
+	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+	write_file(path, "{\"tokenizer_class\": \"PreTrainedTokenizerFast\", \"unk_token\": \"<unk>\", "
+		   "\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"model_max_length\": 2048}\n");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: genmodel OUTDIR [--mb N] [--hidden H] [--vocab V] [--dtype bf16|f16|f32] [--shards K] [--seed S] [--special] [--ternary]\n");
+		fprintf(stderr, "usage: genmodel OUTDIR [--mb N] [--hidden H] [--vocab V] [--dtype bf16|f16|f32] [--shards K] [--seed S] [--special] [--ternary] [--words]\n");
 		return 2;
 	}
 	const char *dir = argv[1];
 	double mb = 8;
-	int hidden = 256, shards = 1, special = 0;
+	int hidden = 256, shards = 1, special = 0, words = 0;
 	uint64_t vocab = 1000;
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--mb") && i + 1 < argc) mb = atof(argv[++i]);
@@ -164,6 +222,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--seed") && i + 1 < argc) rng ^= strtoull(argv[++i], 0, 10) * 0x2545F4914F6CDD1Dull;
 		else if (!strcmp(argv[i], "--special")) special = 1;
 		else if (!strcmp(argv[i], "--ternary")) ternary = 1;
+		else if (!strcmp(argv[i], "--words")) words = 1;
 		else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
 			const char *d = argv[++i];
 			dtype = !strcmp(d, "f16") ? F16 : !strcmp(d, "f32") ? F32 : BF16;
@@ -248,13 +307,10 @@ int main(int argc, char **argv)
 		 (unsigned long long)H, (unsigned long long)I, layers, (int)(H / 64 ? H / 64 : 1), (int)(H / 64 ? H / 64 : 1),
 		 (unsigned long long)V, dtype == BF16 ? "bfloat16" : dtype == F16 ? "float16" : "float32");
 	write_file(path, cfg);
-	snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
-	char *tok = malloc(200000);
-	size_t tl = (size_t)sprintf(tok, "{\"version\":\"1.0\",\"model\":{\"type\":\"WordLevel\",\"vocab\":{");
-	for (int i = 0; i < 4000; i++) tl += (size_t)sprintf(tok + tl, "%s\"tok%d\":%d", i ? "," : "", i, i);
-	sprintf(tok + tl, "}}}\n");
-	write_file(path, tok);
-	free(tok);
+	if (words)
+		write_word_tokenizer(dir, V);
+	else
+		write_placeholder_tokenizer(dir);
 	snprintf(path, sizeof(path), "%s/1_Pooling", dir);
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/1_Pooling/config.json", dir);
