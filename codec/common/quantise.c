@@ -4,15 +4,14 @@
  * (from the chunk's floats, part B, already decoded and checked).
  *
  * The packer recorded the codes' XXH3, which the reader checks: what this
- * computes is covered like any decoded byte.  Inputs no packer writes (a row scale that is not a positive finite
- * number, a float that is not finite) give code 0, by the same rule in every
- * kernel set, so a hostile chunk fails that check instead of reaching
- * undefined arithmetic.
+ * computes is covered like any decoded byte.  Inputs no packer writes (a row
+ * scale that is not a positive finite number, a float that is not finite)
+ * give code 0, by the same rule in every kernel set, so a hostile chunk fails
+ * that check instead of reaching undefined arithmetic.
  */
 #include <float.h>
-#include <string.h>
-
 #include <stdlib.h>
+#include <string.h>
 
 #include "quantise.h"
 
