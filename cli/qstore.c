@@ -61,6 +61,7 @@ static const char *const HELP[][2] = {
 	  "                             unless storing is more than 1% smaller\n"
 	  "      --no-progress          no progress on stderr (default: a live line on a\n"
 	  "                             terminal, else a plain line every 5 s)\n"
+	  "      --progress             progress on stderr (the default; for scripts of 0.2)\n"
 	  "  -q, --quiet                no progress and no summary; errors only\n"
 	  "  -h, --help                 this help\n" },
 	{ "unpack",
