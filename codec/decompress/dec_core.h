@@ -200,6 +200,40 @@ ALWAYS_INLINE uint32_t qres_one(uint64_t *x, dstream *d, const qs_fmtinfo *f, co
 	return (q < 0 ? 1u << (es * 8 - 1) : 0) | (b->lo + idx) << b->shift;
 }
 
+/* Steps of a QRES part that leave the state as it is, taken without any
+ * arithmetic: a code whose bucket holds one float (uniform(1)), and, when
+ * ZOK, a code-0 float of a table whose one symbol has one magnitude ZVAL
+ * (the exact zeros of ternary and sparse rows: x = 2^12 (x >> 12) + slot).
+ * Returns 1 with the float in *v, or 0 for a step that needs decoding. */
+ALWAYS_INLINE int qres_skip(const qs_qtab *t, int c, int zok, uint32_t zval, uint32_t neg, uint32_t *v)
+{
+	const qs_bucket *bk = &t->b[c + 128];
+	if (bk->n == 1) {
+		*v = (c < 0 ? neg : 0) | bk->lo << bk->shift;
+		return 1;
+	}
+	if (!c && zok) {
+		*v = zval;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether a QRES part's code-0 table is one symbol of one magnitude: then
+ * *zval is that float and *ztop its magnitude (the skip applies in rows
+ * whose top0 is at least that). */
+static inline int qres_zfix(const qs_fmtinfo *f, const ft_dec_entry *tab, unsigned shift, int empty, uint32_t *zval,
+			    uint32_t *ztop)
+{
+	uint32_t first, sign;
+	unsigned sh = shift;
+	if (empty || tab[0].freq != FT_M || qs_fsym_count_shifted(f, tab[0].sym, f->magmask, &sh, &first, &sign) != 1)
+		return 0;
+	*ztop = first << sh;
+	*zval = sign << (f->exp_bits + f->mant_bits) | *ztop;
+	return 1;
+}
+
 /* QRES rows: element i of a part that starts at element e0 of a tensor
  * with cols columns lies in row *r (counted from the part's first row, as
  * the scales are); returns the end of that row in the part, at most n. */

@@ -98,10 +98,11 @@ int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, siz
 /* ---- QRES --------------------------------------------------------------- */
 
 /* One row's elements [i, end): the common element (code != 0, bucket of
- * 1..2^16 floats; code 0's entry has n = 0) decodes on the straight path. */
+ * 1..2^16 floats; code 0's entry has n = 0) decodes on the straight path,
+ * steps that leave the state as it is take none (qres_skip). */
 ALWAYS_INLINE size_t qres_row(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
-			      const qs_qtab *t, const int8_t *q, int empty, uint8_t *out, size_t i, size_t end,
-			      const unsigned es)
+			      const qs_qtab *t, const int8_t *q, int empty, int zok, uint32_t zval, uint8_t *out,
+			      size_t i, size_t end, const unsigned es)
 {
 	const uint32_t neg = 1u << (es * 8 - 1);
 	for (size_t b; i < end && (b = batch(d, end - i)) > 0;) {
@@ -110,6 +111,10 @@ ALWAYS_INLINE size_t qres_row(dstream *d, uint64_t *X, size_t wm, const qs_fmtin
 			const qs_bucket *bk = &t->b[c + 128];
 			uint64_t x = X[i & wm];
 			uint32_t v;
+			if (qres_skip(t, c, zok, zval, neg, &v)) {
+				store(out + es * i, v, es);
+				continue;
+			}
 			if (bk->n - 1u < RANS_UNIFORM_MAX)
 				v = (c < 0 ? neg : 0) | (bk->lo + uniform(&x, d, bk->n, bk->step, 0)) << bk->shift;
 			else
@@ -133,11 +138,14 @@ ALWAYS_INLINE int qres_loop(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_
 	unsigned shift;
 	if (open_float_part(f, p, len, s->tab, &shift, &empty, &rd, &d))
 		return -1;
+	uint32_t zval = 0, ztop = 0;
+	int zfix = qres_zfix(f, s->tab, shift, empty, &zval, &ztop);
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;
 		size_t end = row_end(e0, cols, i, n, &r);
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
-		i = qres_row(&d, rd.x, rd.ways - 1, f, s->tab, t, q, empty, out, i, end, es);
+		i = qres_row(&d, rd.x, rd.ways - 1, f, s->tab, t, q, empty, zfix && ztop <= t->top0, zval, out, i, end,
+			     es);
 	}
 	return close_part(&rd, &d);
 }

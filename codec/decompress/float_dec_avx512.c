@@ -167,13 +167,12 @@ static void zdesc_build(const qs_fmtinfo *f, unsigned shift, uint64_t *zd)
  * bucket (uniform(n), 1 <= n <= 2^16), code 0 as a joint sign+exponent
  * symbol.  Returns 0, without touching anything, if one of them is neither
  * (zd is NULL when code 0 cannot take the vector path: an empty table).
- * ZFIX, when not NULL, is the descriptor of the one symbol of a code-0
- * table that holds a single symbol of a single magnitude (the exact zeros
- * of ternary and sparse rows): such an element, like one in a bucket of
- * n = 1, is a step that leaves its state as it is, so a group made only of
- * them is written without any rANS arithmetic. */
+ * With ZOK, code 0 is the one float ZVAL of a one-symbol table (qres_skip):
+ * such an element, like one in a bucket of n = 1, is a step that leaves its
+ * state as it is, so a group made only of them is written without any rANS
+ * arithmetic. */
 AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab *t, const ft_dec_entry *tab,
-			const uint64_t *zd, const uint64_t *zfix, const int8_t *q, uint8_t *out, size_t i)
+			const uint64_t *zd, int zok, uint32_t zval, const int8_t *q, uint8_t *out, size_t i)
 {
 	const __m512i one = _mm512_set1_epi64(1), m16 = _mm512_set1_epi64(0xffff), m32 = _mm512_set1_epi64(0xffffffff);
 	__m512i c = _mm512_cvtepi8_epi64(_mm_loadl_epi64((const __m128i *)(q + i)));
@@ -190,11 +189,11 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	__m512i shift = _mm512_setzero_si512();
 	if (t->shift)
 		shift = _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(at3, _mm512_set1_epi64(2)), base, 8), m32);
-	if (zfix && !(_mm512_cmpgt_epu64_mask(n, one) & ~zero) && (*zfix >> 32) <= t->top0) {
+	if (zok && !(_mm512_cmpgt_epu64_mask(n, one) & ~zero)) {
 		__m512i val = _mm512_sllv_epi64(_mm512_and_si512(lon, m32), shift);
 		val = _mm512_mask_or_epi64(val, _mm512_cmplt_epi64_mask(c, _mm512_setzero_si512()), val,
 					   _mm512_set1_epi64(0x8000));
-		val = _mm512_mask_mov_epi64(val, zero, _mm512_set1_epi64((long long)(*zfix & 0xffff)));
+		val = _mm512_mask_mov_epi64(val, zero, _mm512_set1_epi64((long long)zval));
 		_mm_storeu_si128((__m128i *)(out + 2 * i), _mm512_cvtepi64_epi16(val));
 		return 1;
 	}
@@ -248,18 +247,22 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
  * at least 8 states), scalar before the first multiple of 8, for groups off
  * the common path, and in the checked tail. */
 AVX512_INLINE size_t qres_row16(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
-				const uint64_t *zd, const uint64_t *zfix, const qs_qtab *t, const int8_t *q, int empty,
-				uint8_t *out, size_t i, size_t end)
+				const uint64_t *zd, int zok, uint32_t zval, const qs_qtab *t,
+				const int8_t *q, int empty, uint8_t *out, size_t i, size_t end)
 {
 	for (size_t b; i < end && (b = batch(d, end - i)) > 0;) {
 		for (size_t stop = i + b; i < stop;) {
-			if (wm >= 7 && !(i & 7) && stop - i >= 8 && qres8(X, wm, &d->ptr, t, tab, zd, zfix, q, out, i)) {
+			if (wm >= 7 && !(i & 7) && stop - i >= 8 && qres8(X, wm, &d->ptr, t, tab, zd, zok, zval, q, out, i)) {
 				i += 8;
 				continue;
 			}
 			size_t g = (i | 7) + 1 < stop ? (i | 7) + 1 : stop;   /* to the next multiple of 8 */
-			for (; i < g; i++)
-				store(out + 2 * i, qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 0, 2), 2);
+			for (; i < g; i++) {
+				uint32_t v;
+				if (!qres_skip(t, q[i], zok, zval, 0x8000, &v))
+					v = qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 0, 2);
+				store(out + 2 * i, v, 2);
+			}
 		}
 	}
 	for (; i < end && !d->bad; i++)
@@ -279,20 +282,19 @@ AVX512 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint
 		return qs_dec_qres(s, f, p, len, q, n, e0, cols, scales, out);
 	if (open_float_part(f, p, len, s->tab, &shift, &empty, &rd, &d))
 		return -1;
-	const uint64_t *zd = NULL, *zfix = NULL;
+	const uint64_t *zd = NULL;
 	if (!empty && rd.ways >= 8) {
 		zdesc_build(f, shift, s->zdesc);
 		zd = s->zdesc;
-		/* one symbol owning every slot, of one magnitude (w = 0) */
-		const uint64_t *y = &s->zdesc[s->tab[0].sym];
-		if (s->tab[0].freq == FT_M && ((*y >> 16) & 0xff) == 0)
-			zfix = y;
 	}
+	uint32_t zval = 0, ztop = 0;
+	int zfix = qres_zfix(f, s->tab, shift, empty, &zval, &ztop);
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;
 		size_t end = row_end(e0, cols, i, n, &r);
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
-		i = qres_row16(&d, rd.x, rd.ways - 1, f, s->tab, zd, zfix, t, q, empty, out, i, end);
+		i = qres_row16(&d, rd.x, rd.ways - 1, f, s->tab, zd, zfix && ztop <= t->top0, zval, t, q, empty, out, i,
+			       end);
 	}
 	return close_part(&rd, &d);
 }
