@@ -4,7 +4,9 @@
  * (compress/pipeline, compress/writer), then read the new chunks back
  * through the decoder (decompress/) to hash the INT8 view's files, write the
  * index and rename the file into place.  Reading back is what makes the
- * recorded INT8 hashes a statement about what a reader will really decode.
+ * recorded INT8 hashes a statement about what a reader will really decode;
+ * for the same reason the packer computes INT8 codes with the decoder's own
+ * quantiser kernel (the set QSTORE_SIMD or cpuid chose).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -116,7 +118,7 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 	if (!rc)
 		rc = qs_writer_start(&w, out, &tmp, err);
 	if (!rc)
-		rc = qs_encode_all(&plan, &w, &opt, threads, err);
+		rc = qs_encode_all(&plan, &w, &opt, threads, qs_dec_select()->derive, err);
 	if (!rc) {
 		finish_stats(&plan.ix);
 		rc = qs_index_validate(&plan.ix, QS_HEADER_SIZE, w.off, tmp, err);

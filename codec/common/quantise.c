@@ -10,7 +10,6 @@
  * that check instead of reaching undefined arithmetic.
  */
 #include <float.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "quantise.h"
@@ -34,9 +33,9 @@ void qs_quantise_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t
 }
 
 /* BF16 rows, the common case, in a loop without branches that the compiler
- * vectorises with the baseline SSE2 of any x86-64 (qs_quant's steps, written
- * as selects; a float that is not finite is replaced by 0 before dividing,
- * so no conversion sees a NaN). */
+ * vectorises with the baseline SSE2 of any x86-64 (qs_quant's clamps become
+ * min/max; a float that is not finite is replaced by 0 before dividing, so
+ * no conversion sees a NaN). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define VECTORISE __attribute__((optimize("tree-vectorize")))   /* gcc -O2 alone does not */
 #else
@@ -44,16 +43,10 @@ void qs_quantise_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t
 #endif
 VECTORISE static void row_bf16(const uint8_t *in, size_t n, float sc, int8_t *q)
 {
-	const float big = 12582912.0f;
 	for (size_t j = 0; j < n; j++) {
 		uint32_t b = (uint32_t)in[2 * j] | (uint32_t)in[2 * j + 1] << 8;
 		int fin = (b & 0x7fff) <= 0x7f7f;
-		float t = qs_f32_from_bits(fin ? b << 16 : 0) / sc;
-		t = t > 200.0f ? 200.0f : t;
-		t = t < -200.0f ? -200.0f : t;
-		int c = (int)((t + big) - big);
-		c = c < -128 ? -128 : c > 127 ? 127 : c;
-		q[j] = (int8_t)(fin ? c : 0);
+		q[j] = (int8_t)(fin ? qs_quant(qs_f32_from_bits(fin ? b << 16 : 0), sc) : 0);
 	}
 }
 
@@ -73,23 +66,4 @@ void qs_quantise_scalar(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64
 			const uint32_t *scales, int8_t *q)
 {
 	qs_quantise_rows(f, in, n, e0, cols, scales, q, row_scalar);
-}
-
-/* libgcc's cpuid test also checks that the OS saves the 512-bit state */
-int qs_cpu_avx512(void)
-{
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-		&& __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-}
-
-const char *qs_simd_wanted(void)
-{
-	return getenv("QSTORE_SIMD");
-}
-
-qs_quantise_fn qs_quantiser(void)
-{
-	const char *want = qs_simd_wanted();
-	return qs_cpu_avx512() && !(want && !strcmp(want, "scalar")) ? qs_quantise_avx512 : qs_quantise_scalar;
 }

@@ -2,7 +2,8 @@
  * quantise.h - the INT8 codes of whole rows of floats (FORMAT.md section 4),
  * for the packer's first pass and for chunks whose codes are derived from
  * the floats (QDRV).  A portable kernel and an AVX-512 one that gives the
- * same codes; qs_quantiser() picks one at run time.
+ * same codes; the decoder's kernel sets (decompress/dispatch.c) hold them,
+ * and pack.c hands the chosen one to the packer.
  */
 #ifndef QS_QUANTISE_H
 #define QS_QUANTISE_H
@@ -27,14 +28,5 @@ void qs_quantise_avx512(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64
 typedef void (*qs_quantise_row_fn)(const qs_fmtinfo *f, const uint8_t *in, size_t n, float sc, int8_t *q);
 void qs_quantise_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
 		      const uint32_t *scales, int8_t *q, qs_quantise_row_fn row);
-
-/* Whether the CPU and the OS run AVX-512 F/DQ/VL/BW (cpuid, once per call). */
-int qs_cpu_avx512(void);
-/* The kernel set QSTORE_SIMD names ("scalar", "avx512"), or NULL: the one
- * choice of the environment, for the decoders and the packer alike. */
-const char *qs_simd_wanted(void);
-/* The quantiser the packer uses: AVX-512 where the CPU runs it, unless
- * QSTORE_SIMD=scalar. */
-qs_quantise_fn qs_quantiser(void);
 
 #endif

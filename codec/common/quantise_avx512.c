@@ -1,6 +1,6 @@
 /*
  * quantise_avx512.c - quantise.c's quantiser sixteen floats at a time (AVX-512
- * F/VL/BW; callers check qs_cpu_avx512).  Every step is the scalar one on sixteen
+ * F/VL/BW; dispatch.c checks cpuid).  Every step is the scalar one on sixteen
  * lanes, so the codes are the same: the float converted exactly to binary32
  * (BF16 by a shift, F16 by vcvtph2ps), one IEEE division by the row scale,
  * the clamp to +-200, rounding by adding and subtracting 1.5 * 2^23, then

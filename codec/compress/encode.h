@@ -26,7 +26,7 @@ typedef struct qs_enc_scratch {
 	fsym_enc_desc sdesc[FT_MAX_SYMS];
 	const rans_recip *recip;  /* shared, read-only: [0, 2^16] */
 	qs_qtab_cache qcache;
-	qs_quantise_fn quantise;         /* qs_quantiser() */
+	qs_quantise_fn quantise;         /* the portable one unless the packer sets another */
 } qs_enc_scratch;
 
 qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip);

@@ -30,7 +30,7 @@ qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip)
 	s->recip = recip;
 	qs_qtab_cache_reset(&s->qcache);
 	qs_enc_lg_init(s->lg8);
-	s->quantise = qs_quantiser();
+	s->quantise = qs_quantise_scalar;
 	return s;
 }
 

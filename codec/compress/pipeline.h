@@ -11,10 +11,13 @@
 #ifndef QS_PIPELINE_H
 #define QS_PIPELINE_H
 
+#include "../common/quantise.h"
 #include "writer.h"
 
-/* Encode and write every chunk of P with THREADS workers, reporting to
- * OPT->progress.  0, or -1 with *err (EINTR when OPT->cancel was raised). */
-int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, qs_error *err);
+/* Encode and write every chunk of P with THREADS workers computing INT8
+ * codes with QUANTISE, reporting to OPT->progress.  0, or -1 with *err
+ * (EINTR when OPT->cancel was raised). */
+int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, qs_quantise_fn quantise,
+		  qs_error *err);
 
 #endif
