@@ -159,6 +159,15 @@ ALWAYS_INLINE int open_float_part(const qs_fmtinfo *f, const uint8_t *p, size_t 
 	return read_shift(f, &p, &len, shift) || open_part(p, len, f->nsym, tab, empty, rd, d) ? -1 : 0;
 }
 
+/* A QCODE part of n codes: code table, stream; a table without symbols
+ * holds no code, so it is damage unless n is 0. */
+ALWAYS_INLINE int open_qcode_part(const uint8_t *p, size_t len, size_t n, ft_dec_entry *tab, rans_dec *rd,
+				  dstream *d)
+{
+	int empty;
+	return open_part(p, len, 256, tab, &empty, rd, d) || (empty && n) ? -1 : 0;
+}
+
 ALWAYS_INLINE int close_part(const rans_dec *rd, const dstream *d)
 {
 	if (d->bad || d->ptr != d->end)

@@ -82,9 +82,8 @@ int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, siz
 {
 	rans_dec rd;
 	dstream d;
-	int empty;
 	size_t i = 0;
-	if (open_part(p, len, 256, s->tab, &empty, &rd, &d) || (empty && n))
+	if (open_qcode_part(p, len, n, s->tab, &rd, &d))
 		return -1;
 	const size_t wm = rd.ways - 1;
 	for (size_t b; (b = batch(&d, n - i)) > 0;)

@@ -65,9 +65,8 @@ AVX512 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, 
 {
 	rans_dec rd;
 	dstream d;
-	int empty;
 	size_t i = 0;
-	if (open_part(p, len, 256, s->tab, &empty, &rd, &d) || (empty && n))
+	if (open_qcode_part(p, len, n, s->tab, &rd, &d))
 		return -1;
 	const size_t wm = rd.ways - 1;
 	if (rd.ways >= 8) {
@@ -189,10 +188,10 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	__m512i shift = _mm512_setzero_si512();
 	if (t->shift)
 		shift = _mm512_and_si512(_mm512_i64gather_epi64(_mm512_add_epi64(at3, _mm512_set1_epi64(2)), base, 8), m32);
+	__mmask8 neg = _mm512_cmplt_epi64_mask(c, _mm512_setzero_si512());
 	if (zok && !(_mm512_cmpgt_epu64_mask(n, one) & ~zero)) {
 		__m512i val = _mm512_sllv_epi64(_mm512_and_si512(lon, m32), shift);
-		val = _mm512_mask_or_epi64(val, _mm512_cmplt_epi64_mask(c, _mm512_setzero_si512()), val,
-					   _mm512_set1_epi64(0x8000));
+		val = _mm512_mask_or_epi64(val, neg, val, _mm512_set1_epi64(0x8000));
 		val = _mm512_mask_mov_epi64(val, zero, _mm512_set1_epi64((long long)zval));
 		_mm_storeu_si128((__m128i *)(out + 2 * i), _mm512_cvtepi64_epi16(val));
 		return 1;
@@ -216,7 +215,6 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	__m512i xn = _mm512_add_epi64(_mm512_mullo_epi64(f, _mm512_srli_epi64(x, RANS_UNIFORM_BITS)),
 				      _mm512_sub_epi64(slot, start));
 	__m512i val = _mm512_sllv_epi64(_mm512_add_epi64(_mm512_and_si512(lon, m32), v), shift);
-	__mmask8 neg = _mm512_cmplt_epi64_mask(c, _mm512_setzero_si512());
 	val = _mm512_mask_or_epi64(val, neg, val, _mm512_set1_epi64(0x8000));
 	if (zero) {
 		__m512i e = _mm512_i64gather_epi64(_mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1)), (const void *)tab, 8);
