@@ -177,7 +177,6 @@ typedef struct progress_ui {
 	const char *cmd;
 	int tty;
 	double t0, every, last;
-	int shown;
 } progress_ui;
 
 static double now_s(void)
@@ -197,7 +196,6 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total)
 			(double)total / 1e6, pct, rate / 1e6, eta);
 		if (done == total)
 			fputs("\n", stderr);
-		u->shown = 1;
 	} else if (t - u->last >= u->every) {
 		fprintf(stderr, "qstore %s: %.1f of %.1f MB (%.0f%%), %.1f MB/s, ETA %.0f s\n", u->cmd, (double)done / 1e6,
 			(double)total / 1e6, pct, rate / 1e6, eta);
@@ -210,8 +208,8 @@ static qs_progress progress_for(progress_ui *u, const char *cmd, int on)
 {
 	const char *e = getenv("QSTORE_PROGRESS_SECONDS");
 	char *end;
-	double every = e ? strtod(e, &end) : 5;
-	*u = (progress_ui){ cmd, isatty(2), now_s(), e && *end == 0 && every >= 0 ? every : 5, now_s(), 0 };
+	double every = e ? strtod(e, &end) : 5, t = now_s();
+	*u = (progress_ui){ cmd, isatty(2), t, e && *end == 0 && every >= 0 ? every : 5, t };
 	return (qs_progress){ on ? show_progress : NULL, u };
 }
 
