@@ -100,6 +100,7 @@ static uint32_t cap_of(const qs_fmtinfo *f, float s)
 void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift, qs_qtab *t)
 {
 	memset(t->b, 0, sizeof(t->b));
+	memset(t->one, 0xff, sizeof(t->one));
 	t->scale_bits = scale_bits;
 	t->shift = shift;
 	t->valid = 1;
@@ -142,6 +143,8 @@ void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift, qs_
 			b->n = last >= first ? last - first + 1 : 0;
 		}
 		b->step = rans_step_make(b->n);
+		if (b->n == 1 && i != 128)
+			t->one[i] = (i < 128 ? 1u << (8 * f->esize - 1) : 0) | b->lo << b->shift;
 	}
 }
 

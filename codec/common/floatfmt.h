@@ -107,7 +107,12 @@ typedef struct qs_qtab {
 	int valid;
 	uint32_t top0;
 	qs_bucket b[256];
+	/* one[q + 128]: the float of code q when its bucket holds exactly one
+	 * (sign included), else QS_QTAB_MANY; always QS_QTAB_MANY for code 0.
+	 * Lets a decoder write a row's determined floats without rANS steps. */
+	uint32_t one[256];
 } qs_qtab;
+#define QS_QTAB_MANY 0xffffffffu
 
 /* SHIFT: the low SHIFT mantissa bits of every normal float of the chunk are
  * zero (an FP16 or F32 checkpoint made from BF16 has 3 or 16 of them), so only

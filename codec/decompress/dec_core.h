@@ -228,6 +228,47 @@ ALWAYS_INLINE int qres_skip(const qs_qtab *t, int c, int zok, uint32_t zval, uin
 	return 0;
 }
 
+/* Sparse groups of QRES rows (ternary and sparse weights, where most steps
+ * leave their state as it is): the floats the codes alone determine are
+ * written for a whole group of 64 (a multiple of 64 from the part's start)
+ * first, and the elements left, the mask HARD from element i, are decoded
+ * one by one in element order, so that their words are taken in order.
+ * Only those can take words: the bound on the stream counts them alone.
+ * A group with more than QRES_SPARSE_MAX of them is decoded dense instead,
+ * and so are the QRES_BACKOFF groups after it without looking (dense rows
+ * would otherwise pay the look on every group). */
+#define QRES_SPARSE_MAX 16
+#define QRES_BACKOFF 7
+
+ALWAYS_INLINE void qres_hard(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
+			     const qs_qtab *t, const int8_t *q, int empty, uint8_t *out, size_t i, uint64_t hard,
+			     const unsigned es)
+{
+	size_t h = (size_t)__builtin_popcountll(hard);
+	if (batch(d, h) == h) {
+		for (; hard; hard &= hard - 1) {
+			size_t j = i + (size_t)__builtin_ctzll(hard);
+			store(out + es * j, qres_one(&X[j & wm], d, f, tab, t, q[j], empty, 0, es), es);
+		}
+	} else {
+		for (; hard; hard &= hard - 1) {
+			size_t j = i + (size_t)__builtin_ctzll(hard);
+			store(out + es * j, qres_one(&X[j & wm], d, f, tab, t, q[j], empty, 1, es), es);
+		}
+	}
+}
+
+/* The dense span after a look at i (a multiple of 64) found no sparse
+ * group, or while backing off: to the next multiple of 64, plus the groups
+ * still to back off; returns its end, at most END. */
+static inline size_t qres_dense_end(size_t i, size_t end, unsigned *backoff)
+{
+	size_t lim = (i | 63) + 1 + 64 * (size_t)*backoff;
+	size_t groups = (lim - i + 63) / 64;
+	*backoff = groups > *backoff ? 0 : *backoff - (unsigned)groups;
+	return lim < end ? lim : end;
+}
+
 /* Whether a QRES part's code-0 table is one symbol of one magnitude: then
  * *zval is that float and *ztop its magnitude (the skip applies in rows
  * whose top0 is at least that). */

@@ -96,34 +96,73 @@ int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, siz
 
 /* ---- QRES --------------------------------------------------------------- */
 
-/* One row's elements [i, end): the common element (code != 0, bucket of
- * 1..2^16 floats; code 0's entry has n = 0) decodes on the straight path,
- * steps that leave the state as it is take none (qres_skip). */
-ALWAYS_INLINE size_t qres_row(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
-			      const qs_qtab *t, const int8_t *q, int empty, int zok, uint32_t zval, uint8_t *out,
-			      size_t i, size_t end, const unsigned es)
+/* Elements [i, stop), all within the caller's batch: the common element
+ * (code != 0, bucket of 1..2^16 floats; code 0's entry has n = 0) decodes
+ * on the straight path, steps that leave the state as it is take none
+ * (qres_skip). */
+ALWAYS_INLINE size_t qres_dense(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
+				const qs_qtab *t, const int8_t *q, int empty, int zok, uint32_t zval, uint8_t *out,
+				size_t i, size_t stop, const unsigned es)
 {
 	const uint32_t neg = 1u << (es * 8 - 1);
-	for (size_t b; i < end && (b = batch(d, end - i)) > 0;) {
-		for (size_t stop = i + b; i < stop; i++) {
-			int c = q[i];
-			const qs_bucket *bk = &t->b[c + 128];
-			uint64_t x = X[i & wm];
-			uint32_t v;
-			if (qres_skip(t, c, zok, zval, neg, &v)) {
-				store(out + es * i, v, es);
+	for (; i < stop; i++) {
+		int c = q[i];
+		const qs_bucket *bk = &t->b[c + 128];
+		uint64_t x = X[i & wm];
+		uint32_t v;
+		if (qres_skip(t, c, zok, zval, neg, &v)) {
+			store(out + es * i, v, es);
+			continue;
+		}
+		if (bk->n - 1u < RANS_UNIFORM_MAX)
+			v = (c < 0 ? neg : 0) | (bk->lo + uniform(&x, d, bk->n, bk->step, 0)) << bk->shift;
+		else
+			v = qres_one(&x, d, f, tab, t, c, empty, 0, es);
+		X[i & wm] = x;
+		store(out + es * i, v, es);
+	}
+	return i;
+}
+
+/* Elements i .. i+63: the floats the codes alone determine are written,
+ * branch-free; returns the mask of the others (dec_core.h, sparse groups). */
+ALWAYS_INLINE uint64_t qres64_known(const qs_qtab *t, int zok, uint32_t zval, const int8_t *q, uint8_t *out,
+				    size_t i, const unsigned es)
+{
+	uint64_t hard = 0;
+	const uint32_t zm = zok ? ~0u : 0;
+	for (unsigned k = 0; k < 64; k++) {
+		int c = q[i + k];
+		uint32_t z = zm & (0u - (c == 0));   /* masks, not ?: (a branch per element) */
+		uint32_t v = (t->one[c + 128] & ~z) | (zval & z);
+		store(out + es * (i + k), v, es);
+		hard |= (uint64_t)(v == QS_QTAB_MANY) << k;
+	}
+	return hard;
+}
+
+/* One row's elements [i, end): sparse groups of 64, else dense as far as
+ * the stream's batch allows, and checked one by one beyond it (the end of
+ * the part). */
+ALWAYS_INLINE size_t qres_row(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
+			      const qs_qtab *t, const int8_t *q, int empty, int zok, uint32_t zval, uint8_t *out,
+			      size_t i, size_t end, unsigned *backoff, const unsigned es)
+{
+	while (i < end && !d->bad) {
+		if (!(i & 63) && end - i >= 64 && !*backoff) {
+			uint64_t hard = qres64_known(t, zok, zval, q, out, i, es);
+			if (__builtin_popcountll(hard) <= QRES_SPARSE_MAX) {
+				qres_hard(d, X, wm, f, tab, t, q, empty, out, i, hard, es);
+				i += 64;
 				continue;
 			}
-			if (bk->n - 1u < RANS_UNIFORM_MAX)
-				v = (c < 0 ? neg : 0) | (bk->lo + uniform(&x, d, bk->n, bk->step, 0)) << bk->shift;
-			else
-				v = qres_one(&x, d, f, tab, t, c, empty, 0, es);
-			X[i & wm] = x;
-			store(out + es * i, v, es);
+			*backoff = QRES_BACKOFF;
 		}
+		size_t lim = qres_dense_end(i, end, backoff);
+		i = qres_dense(d, X, wm, f, tab, t, q, empty, zok, zval, out, i, i + batch(d, lim - i), es);
+		for (; i < lim && !d->bad; i++)
+			store(out + es * i, qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 1, es), es);
 	}
-	for (; i < end && !d->bad; i++)
-		store(out + es * i, qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 1, es), es);
 	return i;
 }
 
@@ -139,12 +178,13 @@ ALWAYS_INLINE int qres_loop(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_
 		return -1;
 	uint32_t zval = 0, ztop = 0;
 	int zfix = qres_zfix(f, s->tab, shift, empty, &zval, &ztop);
+	unsigned backoff = 0;
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;
 		size_t end = row_end(e0, cols, i, n, &r);
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
 		i = qres_row(&d, rd.x, rd.ways - 1, f, s->tab, t, q, empty, zfix && ztop <= t->top0, zval, out, i, end,
-			     es);
+			     &backoff, es);
 	}
 	return close_part(&rd, &d);
 }

@@ -216,7 +216,10 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 				      _mm512_sub_epi64(slot, start));
 	__m512i val = _mm512_sllv_epi64(_mm512_add_epi64(_mm512_and_si512(lon, m32), v), shift);
 	val = _mm512_mask_or_epi64(val, neg, val, _mm512_set1_epi64(0x8000));
-	if (zero) {
+	if (zero && zok) {   /* exact zeros: the step leaves the state as it is */
+		val = _mm512_mask_mov_epi64(val, zero, _mm512_set1_epi64((long long)zval));
+		xn = _mm512_mask_mov_epi64(xn, zero, x);
+	} else if (zero) {
 		__m512i e = _mm512_i64gather_epi64(_mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1)), (const void *)tab, 8);
 		__m512i d = _mm512_i64gather_epi64(_mm512_and_si512(e, m16), (const void *)zd, 8);
 		__m512i w = _mm512_and_si512(_mm512_srli_epi64(d, 16), _mm512_set1_epi64(0xff));
@@ -241,30 +244,67 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	return 1;
 }
 
-/* One row's elements [i, end): vectors of eight where they can (parts of
- * at least 8 states), scalar before the first multiple of 8, for groups off
- * the common path, and in the checked tail. */
-AVX512_INLINE size_t qres_row16(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
-				const uint64_t *zd, int zok, uint32_t zval, const qs_qtab *t,
-				const int8_t *q, int empty, uint8_t *out, size_t i, size_t end)
+/* Elements i .. i+15 whose float the codes alone determine (a bucket of one
+ * float; with ZOK, code 0) are written; returns the mask of the others. */
+AVX512_INLINE __mmask16 qres16_known(const qs_qtab *t, int zok, uint32_t zval, const int8_t *q, uint8_t *out,
+				     size_t i)
 {
-	for (size_t b; i < end && (b = batch(d, end - i)) > 0;) {
-		for (size_t stop = i + b; i < stop;) {
-			if (wm >= 7 && !(i & 7) && stop - i >= 8 && qres8(X, wm, &d->ptr, t, tab, zd, zok, zval, q, out, i)) {
-				i += 8;
-				continue;
-			}
-			size_t g = (i | 7) + 1 < stop ? (i | 7) + 1 : stop;   /* to the next multiple of 8 */
-			for (; i < g; i++) {
-				uint32_t v;
-				if (!qres_skip(t, q[i], zok, zval, 0x8000, &v))
-					v = qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 0, 2);
-				store(out + 2 * i, v, 2);
-			}
+	__m512i c = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + i)));
+	__m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(c, _mm512_set1_epi32(128)), (const void *)t->one, 4);
+	if (zok)
+		v = _mm512_mask_mov_epi32(v, _mm512_cmpeq_epi32_mask(c, _mm512_setzero_si512()),
+					  _mm512_set1_epi32((int)zval));
+	_mm256_storeu_si256((__m256i *)(out + 2 * i), _mm512_cvtepi32_epi16(v));
+	return _mm512_cmpeq_epi32_mask(v, _mm512_set1_epi32((int)QS_QTAB_MANY));
+}
+
+/* Elements [i, stop), all within the caller's batch: vectors of eight where
+ * they can, scalar before the first multiple of 8 and for groups off the
+ * common path. */
+AVX512_INLINE size_t qres_dense(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
+				const uint64_t *zd, int zok, uint32_t zval, const qs_qtab *t, const int8_t *q,
+				int empty, uint8_t *out, size_t i, size_t stop)
+{
+	while (i < stop) {
+		if (wm >= 7 && !(i & 7) && stop - i >= 8 && qres8(X, wm, &d->ptr, t, tab, zd, zok, zval, q, out, i)) {
+			i += 8;
+			continue;
+		}
+		size_t g = (i | 7) + 1 < stop ? (i | 7) + 1 : stop;   /* to the next multiple of 8 */
+		for (; i < g; i++) {
+			uint32_t v;
+			if (!qres_skip(t, q[i], zok, zval, 0x8000, &v))
+				v = qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 0, 2);
+			store(out + 2 * i, v, 2);
 		}
 	}
-	for (; i < end && !d->bad; i++)
-		store(out + 2 * i, qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 1, 2), 2);
+	return i;
+}
+
+/* One row's elements [i, end): sparse groups of 64 (dec_core.h), else dense
+ * as far as the stream's batch allows, and checked one by one beyond it
+ * (the end of the part). */
+AVX512_INLINE size_t qres_row16(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
+				const uint64_t *zd, int zok, uint32_t zval, const qs_qtab *t,
+				const int8_t *q, int empty, uint8_t *out, size_t i, size_t end, unsigned *backoff)
+{
+	while (i < end && !d->bad) {
+		if (!(i & 63) && end - i >= 64 && !*backoff) {
+			uint64_t hard = 0;
+			for (unsigned k = 0; k < 4; k++)
+				hard |= (uint64_t)qres16_known(t, zok, zval, q, out, i + 16 * k) << (16 * k);
+			if (__builtin_popcountll(hard) <= QRES_SPARSE_MAX) {
+				qres_hard(d, X, wm, f, tab, t, q, empty, out, i, hard, 2);
+				i += 64;
+				continue;
+			}
+			*backoff = QRES_BACKOFF;
+		}
+		size_t lim = qres_dense_end(i, end, backoff);
+		i = qres_dense(d, X, wm, f, tab, zd, zok, zval, t, q, empty, out, i, i + batch(d, lim - i));
+		for (; i < lim && !d->bad; i++)
+			store(out + 2 * i, qres_one(&X[i & wm], d, f, tab, t, q[i], empty, 1, 2), 2);
+	}
 	return i;
 }
 
@@ -287,12 +327,13 @@ AVX512 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint
 	}
 	uint32_t zval = 0, ztop = 0;
 	int zfix = qres_zfix(f, s->tab, shift, empty, &zval, &ztop);
+	unsigned backoff = 0;
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;
 		size_t end = row_end(e0, cols, i, n, &r);
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
 		i = qres_row16(&d, rd.x, rd.ways - 1, f, s->tab, zd, zfix && ztop <= t->top0, zval, t, q, empty, out, i,
-			       end);
+			       end, &backoff);
 	}
 	return close_part(&rd, &d);
 }

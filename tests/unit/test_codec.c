@@ -236,8 +236,12 @@ static void test_kernels_agree(void **state)
 			uint32_t mx = 0;
 			float a = (float)(0.01 + unif() * 0.05);
 			for (uint64_t c = 0; c < cols; c++) {
-				float v = kind == 1 ? (rnd() % 100 < 88 ? 0.0f : rnd() & 1 ? a : -a)
-					: (float)(gauss() * 0.02);
+				/* ternary rows, some with a dense stretch of codes that
+				 * all need steps (no code 0: the zeros stay exact):
+				 * sparse groups of 64 and dense ones meet in one row */
+				float v = kind != 1 ? (float)(gauss() * 0.02)
+					: r % 4 == 3 && c >= cols / 2 ? (float)((0.05 + 0.95 * unif()) * (rnd() & 1 ? a : -a))
+					: rnd() % 100 < 88 ? 0.0f : rnd() & 1 ? a : -a;
 				uint32_t b = from_f32(f, v);
 				if (kind == 2 && rnd() % 3 == 0)
 					b = (uint32_t)rnd() & ((1u << f->mant_bits) - 1);   /* subnormal */
@@ -322,6 +326,7 @@ static void test_buckets_match_quantiser(void **state)
 			qs_qtab t;
 			qs_qtab_build(f, sb, 0, &t);
 			/* every magnitude (16-bit: all; f32: a sample) lands in its code's bucket */
+			assert_int_equal(t.one[128], QS_QTAB_MANY);   /* code 0 is never one float */
 			uint32_t limit = f->esize == 2 ? f->magmax + 1 : 200000;
 			for (uint32_t k = 0; k < limit; k++) {
 				uint32_t mag = f->esize == 2 ? k : (uint32_t)(rnd() % (f->magmax + 1));
@@ -337,6 +342,9 @@ static void test_buckets_match_quantiser(void **state)
 					assert_int_equal(q < 0, sign);
 					const qs_bucket *b = &t.b[q + 128];
 					assert_true(mag >= b->lo && mag - b->lo < b->n);
+					/* a bucket of one float names it in one[] */
+					assert_int_equal(t.one[q + 128], b->n == 1 ? (uint32_t)(sign ? f->magmask + 1 : 0) | mag
+										     : QS_QTAB_MANY);
 					/* dequantisation error is at most half a step, plus the
 					 * rounding of the binary32 quotient (|v/s| <= 128, relative
 					 * error 2^-24: 2^-17 of a step) */
