@@ -43,10 +43,10 @@ extern "C" {
 #define QS_API
 #endif
 
-#define QSTORE_VERSION_STRING "0.3.0"
+#define QSTORE_VERSION_STRING "0.4.0"
 /* the container format version this library writes (codec/FORMAT.md); it
  * also reads QSTORE_CONTAINER_FORMAT_OLDEST and every version in between */
-#define QSTORE_CONTAINER_FORMAT 3
+#define QSTORE_CONTAINER_FORMAT 4
 #define QSTORE_CONTAINER_FORMAT_OLDEST 2
 
 /* The decoder kernel set this process uses ("scalar", "avx512"): the best

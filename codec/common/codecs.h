@@ -12,6 +12,9 @@
  *   QRES   the high-precision floats given their INT8 codes and row scales:
  *          code != 0: the position inside the row's bucket, uniform over the
  *          bucket's exact size; code 0: sign+exponent symbol + mantissa;
+ *   QTUP   INT8 codes of a chunk that uses few of them (ternary, sparse):
+ *          rANS order-0 over tuples of m consecutive codes, one step per
+ *          tuple instead of per code, at the same order-0 cost;
  *   QDRV   INT8 codes not stored: part B holds the floats (FSYM or RAW) and
  *          the codes are the quantiser's, computed from them.  Both are the
  *          same information (the codes are a function of the floats); the
@@ -28,12 +31,17 @@
 #include "freqtab.h"
 #include "rans.h"
 
+/* QTUP's tuple: m codes (2 <= m <= QS_QTUP_MAX_M) from an alphabet of k of
+ * them (1 <= k <= 16), k^m <= QS_QTUP_MAX_SYMS table symbols. */
+#define QS_QTUP_MAX_M 8
+#define QS_QTUP_MAX_SYMS 256
+
 /* A part is never larger than RAW (tag + decoded bytes) plus this slack for
  * the frequency tables: encoders get that much room, the index validator
  * refuses anything longer. */
 #define QS_PART_SLACK (FT_MAX_SERIAL + 64)
 
 enum qs_codec { QS_CODEC_RAW = 0, QS_CODEC_ZSTD = 1, QS_CODEC_FSYM = 2, QS_CODEC_QCODE = 3, QS_CODEC_QRES = 4,
-	       QS_CODEC_QDRV = 5 };
+	       QS_CODEC_QDRV = 5, QS_CODEC_QTUP = 6 };
 
 #endif

@@ -21,6 +21,7 @@ typedef struct qs_enc_scratch {
 	uint32_t counts[FT_MAX_SYMS];
 	uint32_t fcounts[FT_MAX_SYMS];   /* qs_enc_quantise's sample: sign+exponent symbols */
 	uint32_t qcounts[256];           /* qs_enc_quantise's sample: the codes */
+	uint32_t tcounts[QS_QTUP_MAX_SYMS];   /* qs_enc_qcode's sample: QTUP tuples */
 	uint32_t lg8[256];               /* quant_pass.c: log2(1 + i/256), 2^-16 bits */
 	ft_enc ft;
 	fsym_enc_desc sdesc[FT_MAX_SYMS];
@@ -47,6 +48,11 @@ typedef struct qs_quant_est {
 	unsigned shift;    /* the chunk's shift (FORMAT.md section 3) */
 } qs_quant_est;
 void qs_enc_lg_init(uint32_t lg8[256]);
+/* Estimated bits of a coded part (quant_pass.c): its symbols under the
+ * 12-bit table ft_build makes of COUNTS (left in *ft), and everything else
+ * (tag, states, about 12 bits of table per symbol present). */
+double qs_enc_table_bits(const uint32_t *counts, uint32_t nsym, ft_enc *ft);
+double qs_enc_part_bits(size_t n, const uint32_t *counts, uint32_t nsym);
 /* The first pass over a QUANT chunk: the codes of in[0..n) (elements e0..
  * of a tensor with `cols` columns; scales[r] is the scale of row e0/cols + r)
  * into q, the chunk's shift and both codings' estimated costs into est. */

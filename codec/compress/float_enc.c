@@ -42,18 +42,18 @@ void qs_enc_scratch_free(qs_enc_scratch *s)
 	}
 }
 
-/* tag [+ shift] + table + stream, or RAW when that is not smaller than
- * raw_len.  shift < 0: the codec has no shift byte (QCODE). */
-static size_t emit(uint8_t *out, int tag, int shift, const ft_enc *ft, rans_enc *e, qs_enc_scratch *s,
+/* tag + header (HLEN bytes: the shift byte, QTUP's tuple) + table + stream,
+ * or RAW when that is not smaller than raw_len. */
+static size_t emit(uint8_t *out, int tag, const uint8_t *hdr, size_t hlen, const ft_enc *ft, rans_enc *e,
 		   const void *raw, size_t raw_len)
 {
-	size_t h = 1 + (shift >= 0);
+	size_t h = 1 + hlen;
 	size_t tlen = ft ? ft_write(ft, out + h) : 0;
 	size_t slen = raw_len > tlen + h ? rans_enc_finish(e, out + h + tlen, raw_len - tlen - h + 1) : 0;
 	if (slen && h + tlen + slen < 1 + raw_len) {
 		out[0] = (uint8_t)tag;
-		if (shift >= 0)
-			out[1] = (uint8_t)shift;
+		if (hlen)
+			memcpy(out + 1, hdr, hlen);
 		return h + tlen + slen;
 	}
 	out[0] = QS_CODEC_RAW;
@@ -112,23 +112,90 @@ size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 		const fsym_enc_desc *d = &s->sdesc[y];
 		put_sym_mant(&e, (unsigned)(i & wm), &s->ft, y, ((bits & f->magmask) >> d->shift) - d->first, d->n, d->w);
 	}
-	return emit(out, QS_CODEC_FSYM, (int)shift, &s->ft, &e, s, in, n * f->esize);
+	uint8_t sh = (uint8_t)shift;
+	return emit(out, QS_CODEC_FSYM, &sh, 1, &s->ft, &e, in, n * f->esize);
 }
 
+/* QTUP's tuple length for these code counts, or 1 for QCODE: the longest
+ * tuple whose estimated cost (sampled, under the table the coder would
+ * build) is within QTUP_SLACK of the cheapest choice.  One rANS step then
+ * decodes m codes: on ternary rows m = 5. */
+#define QTUP_SLACK 1.005
+#define QTUP_SAMPLE 8   /* one tuple in 8 */
+static unsigned qtup_choose(qs_enc_scratch *s, const int8_t *q, size_t n, const uint8_t *idx, unsigned k)
+{
+	double cost[QS_QTUP_MAX_M + 1], best;
+	unsigned top = 1;
+	cost[1] = best = qs_enc_table_bits(s->counts, 256, &s->ft) + qs_enc_part_bits(n, s->counts, 256);
+	for (unsigned m = 2, km = k * k; m <= QS_QTUP_MAX_M && km <= QS_QTUP_MAX_SYMS && n >= 64 * m; m++, km *= k) {
+		uint32_t *tc = s->tcounts;
+		memset(tc, 0, km * sizeof(*tc));
+		size_t nt = n / m, seen = 0;
+		for (size_t j = 0; j < nt; j += QTUP_SAMPLE, seen++) {
+			uint32_t t = 0;
+			for (unsigned i = m; i-- > 0;)
+				t = t * k + idx[q[j * m + i] + 128];
+			tc[t]++;
+		}
+		cost[m] = qs_enc_table_bits(tc, km, &s->ft) * ((double)nt / (double)seen) + qs_enc_part_bits(nt, tc, km)
+			+ 8.0 * (2 + k);
+		best = cost[m] < best ? cost[m] : best;
+		top = m;
+	}
+	while (top > 1 && cost[top] > best * QTUP_SLACK)
+		top--;
+	return top;
+}
+
+/* The INT8 codes of a chunk: QTUP when it uses at most 16 different codes
+ * and tuples are about as small, else QCODE. */
 size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
 {
 	memset(s->counts, 0, sizeof(s->counts));
 	for (size_t i = 0; i < n; i++)
 		s->counts[q[i] + 128]++;
-	ft_build(s->counts, 256, &s->ft);
+	uint8_t hdr[2 + 16], idx[256] = { 0 };
+	unsigned k = 0;
+	for (unsigned c = 0; c < 256 && k <= 16; c++)
+		if (s->counts[c]) {
+			if (k < 16)
+				hdr[2 + k] = (uint8_t)c;
+			idx[c] = (uint8_t)k++;
+		}
+	unsigned m = k >= 1 && k <= 16 ? qtup_choose(s, q, n, idx, k) : 1;
 	rans_enc e;
-	unsigned wm = rans_ways_for(n) - 1;
-	rans_enc_init(&e, s->words, s->n_words, wm + 1, s->recip);
-	for (size_t i = n; i-- > 0;) {
-		uint32_t sym = (uint32_t)(q[i] + 128);
-		rans_put(&e, (unsigned)(i & wm), s->ft.start[sym], s->ft.freq[sym], FT_BITS);
+	if (m == 1) {
+		ft_build(s->counts, 256, &s->ft);
+		unsigned wm = rans_ways_for(n) - 1;
+		rans_enc_init(&e, s->words, s->n_words, wm + 1, s->recip);
+		for (size_t i = n; i-- > 0;) {
+			uint32_t sym = (uint32_t)(q[i] + 128);
+			rans_put(&e, (unsigned)(i & wm), s->ft.start[sym], s->ft.freq[sym], FT_BITS);
+		}
+		return emit(out, QS_CODEC_QCODE, NULL, 0, &s->ft, &e, q, n);
 	}
-	return emit(out, QS_CODEC_QCODE, -1, &s->ft, &e, s, q, n);
+	/* tuple j holds codes j*m .. j*m+m-1, the first in the lowest digit;
+	 * the last one's digits past n are 0 */
+	size_t nt = (n + m - 1) / m;
+	uint32_t km = 1, *tup = (uint32_t *)s->words + s->n_words - nt;   /* the top of the word buffer */
+	for (unsigned i = 0; i < m; i++)
+		km *= k;
+	memset(s->counts, 0, km * sizeof(*s->counts));
+	for (size_t j = 0; j < nt; j++) {
+		uint32_t t = 0;
+		for (unsigned i = m; i-- > 0;)
+			t = t * k + (j * m + i < n ? idx[q[j * m + i] + 128] : 0);
+		tup[j] = t;
+		s->counts[t]++;
+	}
+	ft_build(s->counts, km, &s->ft);
+	unsigned wm = rans_ways_for(nt) - 1;
+	rans_enc_init(&e, s->words, s->n_words - nt, wm + 1, s->recip);
+	for (size_t j = nt; j-- > 0;)
+		rans_put(&e, (unsigned)(j & wm), s->ft.start[tup[j]], s->ft.freq[tup[j]], FT_BITS);
+	hdr[0] = (uint8_t)m;
+	hdr[1] = (uint8_t)k;
+	return emit(out, QS_CODEC_QTUP, hdr, 2 + k, &s->ft, &e, q, n);
 }
 
 size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0,
@@ -169,5 +236,6 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 				rans_put_uniform(&e, way, idx, b->step);
 		}
 	}
-	return emit(out, QS_CODEC_QRES, (int)shift, &s->ft, &e, s, in, n * f->esize);
+	uint8_t sh = (uint8_t)shift;
+	return emit(out, QS_CODEC_QRES, &sh, 1, &s->ft, &e, in, n * f->esize);
 }

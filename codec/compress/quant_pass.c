@@ -37,7 +37,7 @@ static inline uint32_t lg_fix(const uint32_t lg8[256], uint32_t n)
 /* The cost of the counts' symbols under the 12-bit table the coder will
  * build from them (ft_build's rounding costs up to 1% on 256 codes, enough
  * to tip a choice that an ideal order-0 estimate would get wrong). */
-static double table_bits(const uint32_t *counts, uint32_t nsym, ft_enc *ft)
+double qs_enc_table_bits(const uint32_t *counts, uint32_t nsym, ft_enc *ft)
 {
 	double bits = 0;
 	ft_build(counts, nsym, ft);
@@ -50,7 +50,7 @@ static double table_bits(const uint32_t *counts, uint32_t nsym, ft_enc *ft)
 /* What a coded part costs besides its symbols: tag and shift bytes, the
  * rANS states (FORMAT.md "rANS streams") and about 12 bits of frequency
  * table per symbol present. */
-static double part_bits(size_t n, const uint32_t *counts, uint32_t nsym)
+double qs_enc_part_bits(size_t n, const uint32_t *counts, uint32_t nsym)
 {
 	double bits = 8.0 * (2 + 1 + 8 * rans_ways_for(n));
 	for (uint32_t y = 0; y < nsym; y++)
@@ -115,9 +115,9 @@ void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, 
 	}
 	double scale = taken ? (double)n / (double)taken : 0;
 	est->shift = shift;
-	est->derived = scale * (table_bits(s->fcounts, f->nsym, &s->ft) + mantissa_bits(f, s->fcounts, shift))
-		+ part_bits(n, s->fcounts, f->nsym);
-	est->stored = scale * (table_bits(s->qcounts, 256, &s->ft) + pos / 65536.0
-			       + table_bits(s->counts, f->nsym, &s->ft) + mantissa_bits(f, s->counts, shift))
-		+ part_bits(n, s->qcounts, 256) + part_bits(n, s->counts, f->nsym);
+	est->derived = scale * (qs_enc_table_bits(s->fcounts, f->nsym, &s->ft) + mantissa_bits(f, s->fcounts, shift))
+		+ qs_enc_part_bits(n, s->fcounts, f->nsym);
+	est->stored = scale * (qs_enc_table_bits(s->qcounts, 256, &s->ft) + pos / 65536.0
+			       + qs_enc_table_bits(s->counts, f->nsym, &s->ft) + mantissa_bits(f, s->counts, shift))
+		+ qs_enc_part_bits(n, s->qcounts, 256) + qs_enc_part_bits(n, s->counts, f->nsym);
 }

@@ -25,12 +25,14 @@ typedef struct qs_dec_scratch {
 	fsym_fast ffast[FT_M];
 	uint64_t zdesc[FT_MAX_SYMS];   /* float_dec_avx512.c: code-0 symbols */
 	ft_dec_entry tab[FT_M];
+	uint64_t tup[QS_QTUP_MAX_SYMS];   /* QTUP: each tuple's codes as bytes */
 	qs_qtab_cache qcache;
 } qs_dec_scratch;
 
 /* Decoders return 0, or -1 if the part is malformed (the caller names it). */
 int qs_dec_fsym(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n);
 int qs_dec_qcode(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
+int qs_dec_qtup(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
 int qs_dec_qres(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
 
@@ -38,6 +40,7 @@ int qs_dec_qres(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t
  * parts of fewer than 8 states go to the scalar kernels. */
 int qs_dec_fsym_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n);
 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
+int qs_dec_qtup_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		       size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
 
@@ -45,10 +48,15 @@ typedef struct qs_dec_kernels {
 	const char *name;          /* "scalar", ... */
 	int (*fsym)(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n);
 	int (*qcode)(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
+	int (*qtup)(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
 	int (*qres)(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		    size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
 	qs_quantise_fn derive;     /* QDRV: the codes from the floats */
 } qs_dec_kernels;
+
+/* A coded part A of n INT8 codes, tag included: QCODE or QTUP through K's
+ * kernels; -1 for any other tag or a malformed part. */
+int qs_dec_codes(const qs_dec_kernels *k, qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n);
 
 /* The best kernel set this CPU runs (or the one QSTORE_SIMD names). */
 const qs_dec_kernels *qs_dec_select(void);

@@ -1,7 +1,7 @@
 /*
  * dispatch.c - choosing the decoder kernels once per reader.
  *
- * The portable kernels always; the AVX-512 set (QCODE, 16-bit FSYM and
+ * The portable kernels always; the AVX-512 set (QCODE, QTUP, 16-bit FSYM and
  * QRES in vectors of eight states, QDRV's quantiser sixteen floats at a
  * time) where cpuid and the OS allow it.  Every set must decode every part
  * to the same bytes (test_codec runs each one).  The
@@ -15,9 +15,10 @@
 #include "decode.h"
 #include "qstore.h"
 
-static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qres, qs_quantise_scalar };
-static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym_avx512, qs_dec_qcode_avx512, qs_dec_qres_avx512,
-				      qs_quantise_avx512 };
+static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qtup, qs_dec_qres,
+				      qs_quantise_scalar };
+static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym_avx512, qs_dec_qcode_avx512, qs_dec_qtup_avx512,
+				      qs_dec_qres_avx512, qs_quantise_avx512 };
 
 typedef struct kset {
 	const qs_dec_kernels *k;
@@ -56,6 +57,14 @@ const qs_dec_kernels *qs_dec_select(void)
 		if (!strcmp(av[i]->name, want))
 			return av[i];
 	return av[n - 1];
+}
+
+int qs_dec_codes(const qs_dec_kernels *k, qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n)
+{
+	if (!len)
+		return -1;
+	return p[0] == QS_CODEC_QCODE ? k->qcode(s, p + 1, len - 1, q, n)
+		: p[0] == QS_CODEC_QTUP ? k->qtup(s, p + 1, len - 1, q, n) : -1;
 }
 
 const char *qs_decoder_kernels(void)

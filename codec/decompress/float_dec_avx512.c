@@ -79,6 +79,49 @@ AVX512 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, 
 	return close_part(&rd, &d);
 }
 
+/* ---- QTUP -------------------------------------------------------------- */
+
+/* tuples j .. j+7, each of m codes, while their 8-byte stores fit in q */
+AVX512_INLINE void qtup8(uint64_t *X, size_t wm, const uint8_t **p, const ft_dec_entry *tab, const uint64_t *tup,
+			 unsigned m, int8_t *q, size_t j)
+{
+	uint64_t *xs = &X[j & wm];
+	__m512i x = _mm512_loadu_si512(xs);
+	__m512i e = _mm512_i64gather_epi64(_mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1)), (const void *)tab, 8);
+	__m512i m16 = _mm512_set1_epi64(0xffff);
+	__m512i freq = _mm512_and_si512(_mm512_srli_epi64(e, 16), m16);
+	__m512i bias = _mm512_and_si512(_mm512_srli_epi64(e, 32), m16);
+	x = _mm512_add_epi64(_mm512_mullo_epi64(freq, _mm512_srli_epi64(x, FT_BITS)), bias);
+	x = refill8(x, p);
+	_mm512_storeu_si512(xs, x);
+	uint64_t v[8];
+	_mm512_storeu_si512(v, _mm512_i64gather_epi64(_mm512_and_si512(e, m16), (const void *)tup, 8));
+	for (unsigned l = 0; l < 8; l++)
+		memcpy(q + (j + l) * m, &v[l], 8);
+}
+
+AVX512 int qs_dec_qtup_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n)
+{
+	rans_dec rd;
+	dstream d;
+	unsigned m;
+	size_t nt, j = 0;
+	uint32_t last;
+	if (open_qtup_part(p, len, n, s->tab, s->tup, &m, &nt, &last, &rd, &d))
+		return -1;
+	const size_t wm = rd.ways - 1;
+	/* the tuples whose 8-byte store fits: j m + 8 <= n */
+	size_t fit = n >= 8 ? (n - 8) / m + 1 : 0;
+	if (rd.ways >= 8) {
+		for (size_t b; (b = batch(&d, (fit < nt ? fit : nt) - j)) >= 8;)
+			for (size_t stop = j + (b & ~(size_t)7); j < stop; j += 8)
+				qtup8(rd.x, wm, &d.ptr, s->tab, s->tup, m, q, j);
+	}
+	for (; j < nt && !d.bad; j++)
+		qtup_put(s->tup, m, q, n, nt, last, j, sym(&rd.x[j & wm], &d, s->tab, 1), &d);
+	return close_part(&rd, &d);
+}
+
 /* ---- FSYM (16-bit floats) ---------------------------------------------- */
 
 _Static_assert(sizeof(fsym_fast) == 8 && offsetof(fsym_fast, bias) == 2 && offsetof(fsym_fast, base) == 4
@@ -244,20 +287,40 @@ AVX512_INLINE int qres8(uint64_t *X, size_t wm, const uint8_t **p, const qs_qtab
 	return 1;
 }
 
-/* Elements i .. i+15 whose float the codes alone determine (a bucket of one
- * float; with ZOK, code 0) are written; returns the mask of the others. */
-AVX512_INLINE __mmask16 qres16_known(const qs_qtab *t, int zok, uint32_t zval, const int8_t *q, uint8_t *out,
-				     size_t i)
+/* The floats the codes alone determine, for a lookup without gathers (the
+ * AVX-512 gather is slow on some CPUs): a row's one[] as 256 16-bit values
+ * in eight vectors, QS_QTAB_MANY becoming 0xffff (no bucket float is that
+ * NaN), and ZVAL at code 0 when ZOK. */
+typedef struct known16 { __m512i t[8]; } known16;
+
+AVX512_INLINE void known16_make(const qs_qtab *t, int zok, uint32_t zval, known16 *k)
 {
-	__m512i c = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + i)));
-	__m512i v = _mm512_i32gather_epi32(_mm512_add_epi32(c, _mm512_set1_epi32(128)), (const void *)t->one, 4);
-	if (zok)
-		v = _mm512_mask_mov_epi32(v, _mm512_cmpeq_epi32_mask(c, _mm512_setzero_si512()),
-					  _mm512_set1_epi32((int)zval));
-	_mm256_storeu_si256((__m256i *)(out + 2 * i), _mm512_cvtepi32_epi16(v));
-	return _mm512_cmpeq_epi32_mask(v, _mm512_set1_epi32((int)QS_QTAB_MANY));
+	for (unsigned v = 0; v < 8; v++) {
+		__m256i lo = _mm512_cvtepi32_epi16(_mm512_loadu_si512(t->one + 32 * v));
+		__m256i hi = _mm512_cvtepi32_epi16(_mm512_loadu_si512(t->one + 32 * v + 16));
+		k->t[v] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+	}
+	if (zok)   /* code 0 is entry 128: the first of t[4] */
+		k->t[4] = _mm512_mask_mov_epi16(k->t[4], 1, _mm512_set1_epi16((short)zval));
 }
 
+/* Elements i .. i+31: the determined floats are written; returns the mask
+ * of the others.  Four two-vector permutes cover 64 entries each, bits 6
+ * and 7 of the index choose among them. */
+AVX512_INLINE __mmask32 qres32_known(const known16 *k, const int8_t *q, uint8_t *out, size_t i)
+{
+	__m512i idx = _mm512_add_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(q + i))),
+				       _mm512_set1_epi16(128));
+	__m512i r0 = _mm512_permutex2var_epi16(k->t[0], idx, k->t[1]);
+	__m512i r1 = _mm512_permutex2var_epi16(k->t[2], idx, k->t[3]);
+	__m512i r2 = _mm512_permutex2var_epi16(k->t[4], idx, k->t[5]);
+	__m512i r3 = _mm512_permutex2var_epi16(k->t[6], idx, k->t[7]);
+	__mmask32 b6 = _mm512_test_epi16_mask(idx, _mm512_set1_epi16(64));
+	__mmask32 b7 = _mm512_test_epi16_mask(idx, _mm512_set1_epi16(128));
+	__m512i v = _mm512_mask_blend_epi16(b7, _mm512_mask_blend_epi16(b6, r0, r1), _mm512_mask_blend_epi16(b6, r2, r3));
+	_mm512_storeu_si512(out + 2 * i, v);
+	return _mm512_cmpeq_epi16_mask(v, _mm512_set1_epi16(-1));
+}
 /* Elements [i, stop), all within the caller's batch: vectors of eight where
  * they can, scalar before the first multiple of 8 and for groups off the
  * common path. */
@@ -286,13 +349,12 @@ AVX512_INLINE size_t qres_dense(dstream *d, uint64_t *X, size_t wm, const qs_fmt
  * (the end of the part). */
 AVX512_INLINE size_t qres_row16(dstream *d, uint64_t *X, size_t wm, const qs_fmtinfo *f, const ft_dec_entry *tab,
 				const uint64_t *zd, int zok, uint32_t zval, const qs_qtab *t,
-				const int8_t *q, int empty, uint8_t *out, size_t i, size_t end, unsigned *backoff)
+				const int8_t *q, int empty, uint8_t *out, size_t i, size_t end, unsigned *backoff,
+				const known16 *kn)
 {
 	while (i < end && !d->bad) {
 		if (!(i & 63) && end - i >= 64 && !*backoff) {
-			uint64_t hard = 0;
-			for (unsigned k = 0; k < 4; k++)
-				hard |= (uint64_t)qres16_known(t, zok, zval, q, out, i + 16 * k) << (16 * k);
+			uint64_t hard = (uint64_t)qres32_known(kn, q, out, i) | (uint64_t)qres32_known(kn, q, out, i + 32) << 32;
 			if (__builtin_popcountll(hard) <= QRES_SPARSE_MAX) {
 				qres_hard(d, X, wm, f, tab, t, q, empty, out, i, hard, 2);
 				i += 64;
@@ -328,12 +390,22 @@ AVX512 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint
 	uint32_t zval = 0, ztop = 0;
 	int zfix = qres_zfix(f, s->tab, shift, empty, &zval, &ztop);
 	unsigned backoff = 0;
+	const qs_qtab *tk = NULL;   /* what kn was made from */
+	uint32_t sk = 0;
+	int zk = 0;
+	known16 kn;
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;
 		size_t end = row_end(e0, cols, i, n, &r);
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
-		i = qres_row16(&d, rd.x, rd.ways - 1, f, s->tab, zd, zfix && ztop <= t->top0, zval, t, q, empty, out, i,
-			       end, &backoff);
+		int zok = zfix && ztop <= t->top0;
+		if (t != tk || t->scale_bits != sk || zok != zk) {   /* consecutive rows of one scale share them */
+			known16_make(t, zok, zval, &kn);
+			tk = t;
+			sk = t->scale_bits;
+			zk = zok;
+		}
+		i = qres_row16(&d, rd.x, rd.ways - 1, f, s->tab, zd, zok, zval, t, q, empty, out, i, end, &backoff, &kn);
 	}
 	return close_part(&rd, &d);
 }

@@ -56,7 +56,7 @@ static int check_ends(qs_container *c, uint64_t size, uint8_t t[QS_TRAILER_SIZE]
 		return qs_fail(err, EINVAL, "%s: container format version 1 is not supported (this qstore reads versions "
 			       "%d to %d): unpack it with qstore 0.1 and pack the result again", p,
 			       QSTORE_CONTAINER_FORMAT_OLDEST, QS_FORMAT_VERSION);
-	/* version 2 is version 3 without QDRV parts: read as it is */
+	/* versions 2 and 3 are version 4 without QDRV and QTUP parts: read as they are */
 	if (ver < QSTORE_CONTAINER_FORMAT_OLDEST || ver > QS_FORMAT_VERSION)
 		return qs_fail(err, EINVAL, "%s: container format version %u is not supported (this qstore reads versions "
 			       "%d to %d)", p, ver, QSTORE_CONTAINER_FORMAT_OLDEST, QS_FORMAT_VERSION);

@@ -130,7 +130,7 @@ static void scratch_done(qs_reader *r, uint8_t *b)
 		free(b);
 }
 
-/* QCODE or RAW codes, then (HIGH) the residual given them. */
+/* QCODE, QTUP or RAW codes, then (HIGH) the residual given them. */
 static ssize_t stored_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, int8_t *q,
 			    uint8_t *out, const char *file, qs_error *err)
 {
@@ -138,7 +138,7 @@ static ssize_t stored_codes(qs_reader *r, const qs_stream *s, const qs_piece *p,
 	uint64_t e0 = p->chunk * s->chunk_elems;
 	size_t ne = qs_chunk_elems(s, p->chunk), bytes = ne * s->esize;
 	int bad = span[0] == QS_CODEC_RAW ? decode_bytes(r, NULL, span, ch->len_a, (uint8_t *)q, ne)
-		: span[0] == QS_CODEC_QCODE ? r->k->qcode(r->ds, span + 1, ch->len_a - 1, q, ne) : -1;
+		: qs_dec_codes(r->k, r->ds, span, ch->len_a, q, ne);
 	if (bad || XXH3_64bits(q, ne) != ch->hash_a)
 		return fail(r, p, file, bad ? "malformed INT8 codes" : "checksum mismatch in INT8 codes", err);
 	if (p->face == QS_FACE_Q)

@@ -2,7 +2,7 @@
 # alone) decodes what the C encoder writes, byte for byte: the golden
 # container, generated models in each float format, and widened ones whose
 # mantissas end in zero bits (the FSYM/QRES shift byte), each with its INT8
-# codes stored (QCODE + QRES) and derived from the floats (QDRV); and it
+# codes stored (QCODE or QTUP + QRES) and derived from the floats (QDRV); and it
 # refuses damage.
 . ./lib.sh
 [ -n "${QS_QUICK:-}" ] && { echo "  (skipped in the quick pass: pure Python)"; exit 0; }
@@ -11,8 +11,9 @@ if [ -z "${QS_PYTHON:-}" ] || [ ! -x "$QS_PYTHON" ]; then
 fi
 R=../reader2
 G=../golden
-for g in golden golden-stored golden-v2; do
-	sums=golden.sha256; [ $g = golden-v2 ] && sums=golden-v2.sha256
+for g in golden golden-stored golden-ternary golden-v3 golden-v2; do
+	sums=golden.sha256
+	case $g in golden-v2) sums=golden-v2.sha256 ;; golden-ternary) sums=golden-ternary.sha256 ;; esac
 	check "second reader: $g.qst" "$QS_PYTHON" "$R/qsread.py" "$G/$g.qst" "$T/$g"
 	check "second reader: $g.qst files have the recorded SHA-256s" bash -c "cd '$T/$g' && sha256sum -c --quiet '$(readlink -f $G)/$sums'"
 done
@@ -35,6 +36,10 @@ model() {   # model NAME SRC_DIR: pack both ways, read back with both readers, c
 model bf16 "$T/bf16"
 model f16 "$T/f16"
 model f32 "$T/f32"   # 23-bit mantissas: symbol then count, not the joint step
+"$GENMODEL" "$T/tern" --mb 0.1 --hidden 48 --vocab 64 --ternary --seed 10 >/dev/null 2>&1
+model ternary "$T/tern"
+check "second reader: the ternary model's stored codes are tuples (QTUP)" \
+	bash -c "'$QS_PYTHON' '$R/qsread.py' '$T/ternary-stored.qst' '$T/tern-again' | grep -q 'QTUP [1-9]'"
 for dt in f32 f16; do
 	"$QS_PYTHON" "$R/widen.py" "$T/bf16" "$T/wide-$dt" $dt || fail "widen to $dt"
 	model "bf16-as-$dt" "$T/wide-$dt"

@@ -1,13 +1,16 @@
 # Every kernel set the CPU runs gives the same bytes through the whole CLI
 # (the unit tests compare the kernels part by part): the packer's quantiser
 # writes the same container, and the decoders read both views the same, with
-# INT8 codes stored and derived. QSTORE_SIMD forces a set; an unknown or
+# INT8 codes stored (also as tuples) and derived. QSTORE_SIMD forces a set; an unknown or
 # unavailable name falls back to the best one.
 . ./lib.sh
 "$GENMODEL" "$T/bf16" --mb 4 --hidden 256 --special 2>/dev/null
 "$GENMODEL" "$T/f16" --mb 3 --hidden 192 --dtype f16 --special --seed 3 2>/dev/null
 "$GENMODEL" "$T/f32" --mb 3 --hidden 96 --dtype f32 --seed 4 2>/dev/null
-for m in bf16 f16 f32 bf16-stored; do
+# ternary rows: codes as tuples (QTUP, chunks of 512K codes reach the vector
+# kernel's 32 states) and the residual in sparse groups
+"$GENMODEL" "$T/ternary" --mb 6 --hidden 512 --ternary --seed 5 2>/dev/null
+for m in bf16 f16 f32 bf16-stored ternary; do
 	src=$T/${m%-stored}
 	codes=auto; [ "$m" = bf16-stored ] && codes=stored
 	QSTORE_SIMD=scalar "$QSTORE" pack "$src" -o "$T/$m.qst" --int8-codes $codes >/dev/null || { fail "$m: pack"; continue; }

@@ -26,7 +26,7 @@ MAGIC = b"\x89QSTORE\n"
 CHUNK_LIMIT = 16 << 20
 FREQ_TABLE_SLACK = 3146
 BLOB, FLOAT, QUANT = 0, 1, 2
-RAW, ZSTD, FSYM, QCODE, QRES, QDRV = 0, 1, 2, 3, 4, 5
+RAW, ZSTD, FSYM, QCODE, QRES, QDRV, QTUP = 0, 1, 2, 3, 4, 5, 6
 # fmt -> (esize, exponent bits, mantissa bits, largest finite magnitude)
 FORMATS = {1: (2, 8, 7, 0x7F7F), 2: (2, 5, 10, 0x7BFF), 3: (4, 8, 23, 0x7F7FFFFF)}
 
@@ -52,7 +52,7 @@ def read_layout(data):
     need(size >= 64 + 128, "too small to be a container")
     need(data[0:8] == MAGIC, "not a qstore container (bad magic)")
     ver, hsize = struct.unpack_from("<II", data, 8)
-    need(ver in (2, 3), f"format version {ver}, this reader knows 2 and 3")
+    need(ver in (2, 3, 4), f"format version {ver}, this reader knows 2 to 4")
     need(hsize == 64 and data[16:56] == bytes(40), "bad header")
     need(struct.unpack_from("<Q", data, 56)[0] == xxh3(data[0:56]), "header hash mismatch")
     t = data[size - 128:]
@@ -385,12 +385,38 @@ def decode_qcode(part, n, what):
     out = decode_plain(part, n, what)
     if out is not None:
         return out
+    if part[0] == QTUP:
+        return decode_qtup(part, n, what)
     need(part[0] == QCODE, f"{what}: codec tag {part[0]}")
     tab, pos = freq_table(part, 1, 256)
     r = Rans(part, pos)
     codes = bytes((r.table(r.state(j), tab) - 128) & 0xFF for j in range(n))
     r.finish()
     return codes
+
+
+def decode_qtup(part, n, what):
+    """QTUP: tuples of m codes, base-k digits lowest first, one table symbol each."""
+    need(len(part) >= 3, f"{what}: QTUP header")
+    m, k = part[1], part[2]
+    need(2 <= m <= 8 and 1 <= k <= 16 and k ** m <= 256, f"{what}: QTUP m={m} k={k}")
+    need(len(part) >= 3 + k, f"{what}: QTUP alphabet")
+    alpha = part[3:3 + k]
+    need(all(alpha[i] < alpha[i + 1] for i in range(k - 1)), f"{what}: QTUP alphabet order")
+    tab, pos = freq_table(part, 3 + k, k ** m)
+    r = Rans(part, pos)
+    codes = bytearray()
+    tuples = -(-n // m)
+    for t in range(tuples):
+        y = r.table(r.state(t), tab)
+        for i in range(m):
+            d, y = y % k, y // k
+            if t * m + i < n:
+                codes.append((alpha[d] - 128) & 0xFF)
+            else:
+                need(d == 0, f"{what}: QTUP digit past the last code")
+    r.finish()
+    return bytes(codes)
 
 
 def decode_qres(part, fmt, codes, row_scale, cache, what):
@@ -461,6 +487,19 @@ class Container:
         check_view(self.int8, self.streams, self.extents)
         self.faces = {}
         self.bucket_cache = {}
+
+    def codec_counts(self):
+        """How many chunk parts each codec holds, as 'A: NAME n ..., B: ...'."""
+        names = {RAW: "RAW", ZSTD: "ZSTD", FSYM: "FSYM", QCODE: "QCODE", QRES: "QRES", QDRV: "QDRV", QTUP: "QTUP"}
+        out = []
+        for which in (0, 1):
+            n = {}
+            for idx in range(len(self.chunks)):
+                p = self.part(idx, which)
+                if p:
+                    n[names.get(p[0], str(p[0]))] = n.get(names.get(p[0], str(p[0])), 0) + 1
+            out.append("AB"[which] + ": " + " ".join(f"{k} {v}" for k, v in sorted(n.items())))
+        return ", ".join(out)
 
     def part(self, idx, which):
         off, la, lb, ha, hb = self.chunks[idx]
@@ -546,6 +585,7 @@ def main(argv):
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 with open(dst, "wb") as o:
                     o.write(c.file_bytes(f))
+        print(f"qsread: {argv[1]}: part codecs {c.codec_counts()}")
     except (Damage, KeyError, ValueError, TypeError, zstandard.ZstdError) as e:
         print(f"qsread: {argv[1]}: {e}", file=sys.stderr)
         return 1

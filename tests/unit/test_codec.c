@@ -261,7 +261,7 @@ static void test_kernels_agree(void **state)
 		assert_true(la > 0 && lb > 0 && lf > 0);
 		for (int dmg = 0; dmg < 6; dmg++) {
 			if (dmg) {   /* damage one byte of each coded part */
-				if (pa[0] == QS_CODEC_QCODE) pa[1 + rnd() % (la - 1)] ^= (uint8_t)(1 + rnd() % 255);
+				if (pa[0] != QS_CODEC_RAW) pa[1 + rnd() % (la - 1)] ^= (uint8_t)(1 + rnd() % 255);
 				if (pb[0] == QS_CODEC_QRES) pb[1 + rnd() % (lb - 1)] ^= (uint8_t)(1 + rnd() % 255);
 				if (pf[0] == QS_CODEC_FSYM) pf[1 + rnd() % (lf - 1)] ^= (uint8_t)(1 + rnd() % 255);
 			}
@@ -274,8 +274,8 @@ static void test_kernels_agree(void **state)
 				}
 				qs_qtab_cache_reset(&ds->qcache);
 				qs_qtab_cache_reset(&ds2->qcache);
-				if (pa[0] == QS_CODEC_QCODE) {
-					int r1 = sets[0]->qcode(ds, pa + 1, la - 1, q1, n), r2 = sets[k]->qcode(ds2, pa + 1, la - 1, q2, n);
+				if (pa[0] != QS_CODEC_RAW) {   /* QCODE, or QTUP for the ternary rows */
+					int r1 = qs_dec_codes(sets[0], ds, pa, la, q1, n), r2 = qs_dec_codes(sets[k], ds2, pa, la, q2, n);
 					assert_int_equal(r1, r2);
 					if (!r1) assert_memory_equal(q1, q2, n);
 					if (!dmg) assert_memory_equal(q, q2, n);
@@ -396,10 +396,10 @@ static void test_quant_roundtrip(void **state)
 		size_t la = qs_enc_qcode(es, q, n, pa);
 		assert_true(la > 0 && lb > 0);
 		qs_qtab_cache_reset(&ds->qcache);
-		if (pa[0] == QS_CODEC_QCODE)
-			assert_int_equal(K->qcode(ds, pa + 1, la - 1, q2, n), 0);
-		else
+		if (pa[0] == QS_CODEC_RAW)
 			memcpy(q2, pa + 1, n);
+		else
+			assert_int_equal(qs_dec_codes(K, ds, pa, la, q2, n), 0);
 		assert_memory_equal(q, q2, n);
 		if (pb[0] == QS_CODEC_QRES)
 			assert_int_equal(K->qres(ds, f, pb + 1, lb - 1, q2, n, e0, cols, scr, out), 0);
@@ -423,6 +423,80 @@ static void test_quant_roundtrip(void **state)
 		}
 		qs_enc_scratch_free(es);
 		free(w); free(sc); free(q); free(q2); free(pa); free(pb); free(out);
+	}
+	free(ds);
+	free(rc);
+}
+
+/* QTUP: codes from alphabets of 1..20 codes, skewed like ternary rows or
+ * flat, in parts whose tuple counts reach the vector kernels (32 states
+ * from 4096 tuples) or not, with n a multiple of m or not.  The packer must
+ * choose tuples for few codes and QCODE for many, every kernel set must
+ * decode the same codes, and damage to the header or the last tuple's
+ * padding digits must be refused. */
+static void test_qtup(void **state)
+{
+	(void)state;
+	const qs_dec_kernels *sets[8];
+	size_t nsets = qs_dec_available(sets, 8);
+	rans_recip *rc = qs_recip_table_new();
+	qs_dec_scratch *ds = malloc(sizeof(*ds));
+	for (int trial = 0; trial < 40; trial++) {
+		unsigned k = 1 + (unsigned)(trial % 20);
+		size_t n = trial % 3 == 0 ? 1 + rnd() % 2000 : 40000 + rnd() % 60000;
+		int skew = trial % 2;
+		int8_t alpha[20], *q = malloc(n), *q2 = malloc(n);
+		for (unsigned i = 0; i < k; i++)
+			alpha[i] = (int8_t)(i == 0 ? 0 : (int)(rnd() % 255) - 127);
+		for (size_t i = 0; i < n; i++)   /* skewed: code 0 (alphabet entry 0) 88% of the time */
+			q[i] = alpha[skew ? (rnd() % 100 < 88 ? 0 : rnd() % k) : rnd() % k];
+		qs_enc_scratch *es = qs_enc_scratch_new(n + 4, rc);
+		uint8_t *pa = malloc(n + QS_PART_SLACK + 1);
+		size_t la = qs_enc_qcode(es, q, n, pa);
+		unsigned distinct = 0;
+		for (int c = -128; c < 128; c++)
+			distinct += memchr(q, c, n) != NULL;
+		if (distinct > 16)
+			assert_int_not_equal(pa[0], QS_CODEC_QTUP);
+		if (distinct == 3 && skew && n >= 40000)
+			assert_int_equal(pa[0], QS_CODEC_QTUP);   /* ternary-like */
+		if (pa[0] == QS_CODEC_QTUP)
+			assert_true(pa[1] >= 2 && pa[2] == distinct);
+		for (size_t j = 0; j < nsets; j++) {
+			memset(q2, 0x55, n);
+			if (pa[0] == QS_CODEC_RAW)
+				memcpy(q2, pa + 1, n);
+			else
+				assert_int_equal(qs_dec_codes(sets[j], ds, pa, la, q2, n), 0);
+			assert_memory_equal(q, q2, n);
+		}
+		if (pa[0] != QS_CODEC_QTUP)
+			goto next;
+		/* the header: m or k out of range, k^m above 256, the alphabet out of order */
+		const uint8_t m0 = pa[1], k0 = pa[2], bad[][2] = { { 1, k0 }, { 9, k0 }, { m0, 0 }, { m0, 17 }, { 8, 3 }, { 5, 4 } };
+		for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+			pa[1] = bad[b][0];
+			pa[2] = bad[b][1];
+			for (size_t j = 0; j < nsets; j++)
+				assert_int_equal(qs_dec_codes(sets[j], ds, pa, la, q2, n), -1);
+		}
+		pa[1] = m0;
+		pa[2] = k0;
+		if (k0 >= 2) {
+			uint8_t a1 = pa[4];
+			pa[4] = pa[3];   /* a[1] = a[0] */
+			for (size_t j = 0; j < nsets; j++)
+				assert_int_equal(qs_dec_codes(sets[j], ds, pa, la, q2, n), -1);
+			pa[4] = a1;
+		}
+		/* one code fewer: the last tuple then holds a digit past n (unless
+		 * that code was alphabet entry 0), which must be refused */
+		if (n % m0 != 1 && (uint8_t)(q[n - 1] + 128) != pa[3])
+			for (size_t j = 0; j < nsets; j++)
+				assert_int_equal(qs_dec_codes(sets[j], ds, pa, la, q2, n - 1), -1);
+	next:
+		qs_enc_scratch_free(es);
+		free(q); free(q2); free(pa);
 	}
 	free(ds);
 	free(rc);
@@ -461,10 +535,10 @@ static void test_trailing_zero_mantissas(void **state)
 		double bits = 8.0 * (double)(la + lb) / (double)n;
 		assert_true(bits < 16.0 * f->esize / 2 - zeros + 3);
 		qs_qtab_cache_reset(&ds->qcache);
-		if (pa[0] == QS_CODEC_QCODE)
-			assert_int_equal(K->qcode(ds, pa + 1, la - 1, q2, n), 0);
-		else
+		if (pa[0] == QS_CODEC_RAW)
 			memcpy(q2, pa + 1, n);
+		else
+			assert_int_equal(qs_dec_codes(K, ds, pa, la, q2, n), 0);
 		assert_int_equal(K->qres(ds, f, pb + 1, lb - 1, q2, n, 0, cols, sc, out), 0);
 		assert_memory_equal(w, out, n * f->esize);
 		/* and stored once, as a plain float tensor */
@@ -566,6 +640,7 @@ int main(void)
 		cmocka_unit_test(test_kernels_agree),
 		cmocka_unit_test(test_buckets_match_quantiser),
 		cmocka_unit_test(test_quant_roundtrip),
+		cmocka_unit_test(test_qtup),
 		cmocka_unit_test(test_trailing_zero_mantissas),
 		cmocka_unit_test(test_quant_estimates),
 		cmocka_unit_test(test_freqtab_rejects_garbage),
