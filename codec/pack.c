@@ -6,7 +6,8 @@
  * index and rename the file into place.  Reading back is what makes the
  * recorded INT8 hashes a statement about what a reader will really decode;
  * for the same reason the packer computes INT8 codes with the decoder's own
- * quantiser kernel (the set QSTORE_SIMD or cpuid chose).
+ * quantiser kernel (the set QSTORE_SIMD or cpuid chose), and encodes FSYM
+ * parts with that set's loop (the same bytes whichever it is).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -117,8 +118,10 @@ int qs_pack(const char *src, const char *out, const qs_pack_options *opt_in, qs_
 		rc = writer_alloc(&w, err);
 	if (!rc)
 		rc = qs_writer_start(&w, out, &tmp, err);
+	const qs_dec_kernels *dk = qs_dec_select();
+	qs_enc_kernels ek = { dk->derive, qs_enc_fsym_loop_for(dk->name) };
 	if (!rc)
-		rc = qs_encode_all(&plan, &w, &opt, threads, qs_dec_select()->derive, err);
+		rc = qs_encode_all(&plan, &w, &opt, threads, &ek, err);
 	if (!rc) {
 		finish_stats(&plan.ix);
 		rc = qs_index_validate(&plan.ix, QS_HEADER_SIZE, w.off, tmp, err);

@@ -13,12 +13,19 @@ typedef struct fsym_enc_desc {
 	unsigned w, shift;
 } fsym_enc_desc;
 
+struct qs_enc_scratch;
+/* An FSYM part's elements [0, n), backwards, into e: the portable loop, or
+ * a SIMD one that gives the same stream (float_enc_avx512.c). */
+typedef void (*qs_enc_fsym_fn)(struct qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n,
+			       rans_enc *e);
+
 /* Per-thread encoder scratch, sized for chunks of up to max_elems elements. */
 typedef struct qs_enc_scratch {
 	size_t max_elems;
 	uint32_t *words;          /* rANS output, 3 words per element + slack */
 	size_t n_words;
 	uint32_t counts[FT_MAX_SYMS];
+	uint32_t counts4[4][FT_MAX_SYMS];   /* qs_enc_fsym's count pass */
 	uint32_t fcounts[FT_MAX_SYMS];   /* qs_enc_quantise's sample: sign+exponent symbols */
 	uint32_t qcounts[256];           /* qs_enc_quantise's sample: the codes */
 	uint32_t tcounts[QS_QTUP_MAX_SYMS];   /* qs_enc_qcode's sample: QTUP tuples */
@@ -28,7 +35,45 @@ typedef struct qs_enc_scratch {
 	const rans_recip *recip;  /* shared, read-only: [0, 2^16] */
 	qs_qtab_cache qcache;
 	qs_quantise_fn quantise;         /* the portable one unless the packer sets another */
+	qs_enc_fsym_fn fsym_loop;        /* likewise */
+	uint64_t fsym_vec[FT_MAX_SYMS];  /* float_enc_avx512.c: each symbol's step, packed */
 } qs_enc_scratch;
+
+/* The encoder's kernels, of the set the decoders use (pack.c). */
+typedef struct qs_enc_kernels {
+	qs_quantise_fn quantise;
+	qs_enc_fsym_fn fsym_loop;
+} qs_enc_kernels;
+/* The loops by kernel set name ("scalar", "avx512"); the portable ones for
+ * any other name. */
+qs_enc_fsym_fn qs_enc_fsym_loop_for(const char *set);
+void qs_enc_fsym_loop(struct qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, rans_enc *e);
+void qs_enc_fsym_loop_avx512(struct qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n,
+			     rans_enc *e);
+
+/* Element i of an FSYM part (its symbol desc in s->sdesc, table in s->ft):
+ * one joint step when its mantissa count is 2^w with w <= 19, else the
+ * symbol followed by count(n) (FORMAT.md "Sign+exponent symbols").  The
+ * state is element i's, i mod ways. */
+static inline void qs_enc_put_sym_mant(rans_enc *e, unsigned way, const ft_enc *ft, uint32_t sym, uint32_t v,
+				       uint64_t count, unsigned w)
+{
+	if (w <= RANS_JOINT_MAX_BITS) {
+		rans_put(e, way, (v << FT_BITS) + ft->start[sym], ft->freq[sym], FT_BITS + w);
+		return;
+	}
+	rans_put_count(e, way, v, count);
+	rans_put(e, way, ft->start[sym], ft->freq[sym], FT_BITS);
+}
+
+static inline void qs_enc_fsym_one(const qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t i,
+				   rans_enc *e)
+{
+	uint32_t base, bits = qs_load(f, in + i * f->esize), y = qs_fsym(f, bits, &base);
+	const fsym_enc_desc *d = &s->sdesc[y];
+	qs_enc_put_sym_mant(e, (unsigned)(i & (e->ways - 1)), &s->ft, y, ((bits & f->magmask) >> d->shift) - d->first,
+			    d->n, d->w);
+}
 
 qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip);
 void qs_enc_scratch_free(qs_enc_scratch *s);

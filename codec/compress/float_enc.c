@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/internal.h"
 #include "encode.h"
 
 rans_recip *qs_recip_table_new(void)
@@ -31,6 +32,7 @@ qs_enc_scratch *qs_enc_scratch_new(size_t max_elems, const rans_recip *recip)
 	qs_qtab_cache_reset(&s->qcache);
 	qs_enc_lg_init(s->lg8);
 	s->quantise = qs_quantise_scalar;
+	s->fsym_loop = qs_enc_fsym_loop;
 	return s;
 }
 
@@ -61,20 +63,6 @@ static size_t emit(uint8_t *out, int tag, const uint8_t *hdr, size_t hlen, const
 	return 1 + raw_len;
 }
 
-/* Symbol SYM and its mantissa value V out of COUNT: one joint step when
- * COUNT = 2^w with w <= 19 (the raw bits above the table slot), else the
- * symbol followed by count(COUNT) (FORMAT.md "Sign+exponent symbols"). */
-static inline void put_sym_mant(rans_enc *e, unsigned way, const ft_enc *ft, uint32_t sym, uint32_t v, uint64_t count,
-				unsigned w)
-{
-	if (w <= RANS_JOINT_MAX_BITS) {
-		rans_put(e, way, (v << FT_BITS) + ft->start[sym], ft->freq[sym], FT_BITS + w);
-		return;
-	}
-	rans_put_count(e, way, v, count);
-	rans_put(e, way, ft->start[sym], ft->freq[sym], FT_BITS);
-}
-
 /* A float as a sign+exponent symbol and mantissa under top (QRES code 0). */
 static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, const ft_enc *ft,
 			    uint32_t bits, uint32_t top, unsigned shift)
@@ -82,21 +70,69 @@ static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, cons
 	uint32_t base, first, sign;
 	uint32_t sym = qs_fsym(f, bits, &base);
 	uint64_t count = qs_fsym_count_shifted(f, sym, top, &shift, &first, &sign);
-	put_sym_mant(e, way, ft, sym, ((bits & f->magmask) >> shift) - first, count, rans_log2_exact(count));
+	qs_enc_put_sym_mant(e, way, ft, sym, ((bits & f->magmask) >> shift) - first, count, rans_log2_exact(count));
+}
+
+/* The portable FSYM loop: every element, backwards (rANS encodes in reverse). */
+void qs_enc_fsym_loop(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, rans_enc *e)
+{
+	for (size_t i = n; i-- > 0;)
+		qs_enc_fsym_one(s, f, in, i, e);
+}
+
+/* An FSYM part's sign+exponent symbol counts (qs_fsym) in four histograms
+ * (runs of one symbol, a tensor's few exponents, would otherwise wait on
+ * the previous increment of one counter), and the OR of its normal floats
+ * (qs_shift_acc).  16-bit floats: the symbol of a normal float or zero is
+ * its top bits, and f's fields are copied to locals, which the counters
+ * could otherwise alias. */
+static uint32_t count16(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint32_t (*c4)[FT_MAX_SYMS])
+{
+	const unsigned mb = f->mant_bits, sb = f->mant_bits + f->exp_bits;
+	const uint32_t mag = f->magmask, sub = 2u << f->exp_bits;
+	uint32_t mor = 0;
+	size_t i = 0;
+	for (; i + 4 <= n; i += 4)
+		for (unsigned k = 0; k < 4; k++) {
+			uint32_t b = rd16(in + 2 * (i + k)), m = b & mag, e = m >> mb;
+			c4[k][e || !m ? b >> mb : sub + (b >> sb)]++;
+			mor |= e ? b : 0;
+		}
+	for (; i < n; i++) {
+		uint32_t b = rd16(in + 2 * i), m = b & mag, e = m >> mb;
+		c4[0][e || !m ? b >> mb : sub + (b >> sb)]++;
+		mor |= e ? b : 0;
+	}
+	return mor;
+}
+
+static uint32_t count32(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint32_t (*c4)[FT_MAX_SYMS])
+{
+	uint32_t base, mor = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t bits = qs_load(f, in + i * f->esize);
+		c4[i & 3][qs_fsym(f, bits, &base)]++;
+		mor = qs_shift_acc(f, mor, bits);
+	}
+	return mor;
+}
+
+qs_enc_fsym_fn qs_enc_fsym_loop_for(const char *set)
+{
+	return set && !strcmp(set, "avx512") ? qs_enc_fsym_loop_avx512 : qs_enc_fsym_loop;
 }
 
 size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, size_t n, uint8_t *out)
 {
-	uint32_t base, mant_or = 0;
-	memset(s->counts, 0, sizeof(s->counts));
-	for (size_t i = 0; i < n; i++) {
-		uint32_t bits = qs_load(f, in + i * f->esize);
-		s->counts[qs_fsym(f, bits, &base)]++;
-		mant_or = qs_shift_acc(f, mant_or, bits);
-	}
+	uint32_t (*c4)[FT_MAX_SYMS] = s->counts4;
+	memset(c4, 0, sizeof(s->counts4[0]) * 4);
+	uint32_t mant_or = f->esize == 2 ? count16(f, in, n, c4) : count32(f, in, n, c4);
+	for (uint32_t y = 0; y < f->nsym; y++)
+		s->counts[y] = c4[0][y] + c4[1][y] + c4[2][y] + c4[3][y];
+	memset(s->counts + f->nsym, 0, sizeof(s->counts) - f->nsym * sizeof(s->counts[0]));
 	unsigned shift = qs_shift_of(f, mant_or);
 	ft_build(s->counts, f->nsym, &s->ft);
-	/* what put_fsym works out per element, once per present symbol */
+	/* what each element needs, once per present symbol */
 	for (uint32_t y = s->ft.first; y < s->ft.first + s->ft.count; y++) {
 		unsigned sh = shift;
 		uint32_t sign;
@@ -105,13 +141,8 @@ size_t qs_enc_fsym(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 		s->sdesc[y].shift = sh;
 	}
 	rans_enc e;
-	unsigned wm = rans_ways_for(n) - 1;
-	rans_enc_init(&e, s->words, s->n_words, wm + 1, s->recip);
-	for (size_t i = n; i-- > 0;) {
-		uint32_t bits = qs_load(f, in + i * f->esize), y = qs_fsym(f, bits, &base);
-		const fsym_enc_desc *d = &s->sdesc[y];
-		put_sym_mant(&e, (unsigned)(i & wm), &s->ft, y, ((bits & f->magmask) >> d->shift) - d->first, d->n, d->w);
-	}
+	rans_enc_init(&e, s->words, s->n_words, rans_ways_for(n), s->recip);
+	s->fsym_loop(s, f, in, n, &e);
 	uint8_t sh = (uint8_t)shift;
 	return emit(out, QS_CODEC_FSYM, &sh, 1, &s->ft, &e, in, n * f->esize);
 }

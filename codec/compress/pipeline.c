@@ -34,7 +34,7 @@ typedef struct packer {
 	pthread_cond_t cv_work, cv_done;
 	rans_recip *recip;
 	int int8_codes;          /* enum qs_int8_codes */
-	qs_quantise_fn quantise; /* the decoders' kernel, so both compute codes alike */
+	qs_enc_kernels k;        /* the decoders' set, so both compute codes alike */
 } packer;
 
 static size_t enc_zstd(ZSTD_CCtx *z, const uint8_t *in, size_t n, int level, uint8_t *out)
@@ -124,8 +124,10 @@ static void *worker(void *arg)
 {
 	packer *pk = arg;
 	qs_enc_scratch *es = qs_enc_scratch_new(pk->max_bytes, pk->recip);
-	if (es)
-		es->quantise = pk->quantise;
+	if (es) {
+		es->quantise = pk->k.quantise;
+		es->fsym_loop = pk->k.fsym_loop;
+	}
 	ZSTD_CCtx *z = ZSTD_createCCtx();
 	pthread_mutex_lock(&pk->mu);
 	for (;;) {
@@ -239,11 +241,11 @@ static void ring_free(packer *pk)
 	free(pk->recip);
 }
 
-int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, qs_quantise_fn quantise,
+int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, const qs_enc_kernels *k,
 		  qs_error *err)
 {
 	packer pk = { .plan = p, .max_bytes = p->chunk_bytes, .nring = 2 * (size_t)threads + 2,
-		      .int8_codes = opt ? opt->int8_codes : QS_CODES_AUTO, .quantise = quantise };
+		      .int8_codes = opt ? opt->int8_codes : QS_CODES_AUTO, .k = *k };
 	pthread_t *tid = calloc((size_t)threads, sizeof(pthread_t));
 	int nt = 0, rc = tid ? ring_alloc(&pk, p->chunk_bytes, err) : qs_fail(err, ENOMEM, "out of memory");
 	if (!rc) {

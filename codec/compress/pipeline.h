@@ -12,12 +12,13 @@
 #define QS_PIPELINE_H
 
 #include "../common/quantise.h"
+#include "encode.h"
 #include "writer.h"
 
-/* Encode and write every chunk of P with THREADS workers computing INT8
- * codes with QUANTISE, reporting to OPT->progress.  0, or -1 with *err
- * (EINTR when OPT->cancel was raised). */
-int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, qs_quantise_fn quantise,
+/* Encode and write every chunk of P with THREADS workers using kernels K
+ * (INT8 codes by K's quantiser), reporting to OPT->progress.  0, or -1 with
+ * *err (EINTR when OPT->cancel was raised). */
+int qs_encode_all(qs_plan *p, writer *w, const qs_pack_options *opt, int threads, const qs_enc_kernels *k,
 		  qs_error *err);
 
 #endif

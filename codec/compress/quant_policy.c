@@ -40,6 +40,27 @@ const char *qs_quant_why_not(qs_srcfile *f, const qs_st_tensor *t)
 
 /* Pass 1 over a candidate: per-row absmax (as a magnitude pattern: for finite
  * floats the integer order is the numeric order) and finiteness. */
+/* The largest magnitude (sign bit cleared) of n 16-bit floats, at least m:
+ * eight independent maxima so that the compare chain does not serialise
+ * the loop (1.0 -> 0.5 ns per weight on make bench's gen) */
+static uint32_t max_mag16(const uint8_t *p, size_t n, uint32_t m)
+{
+	uint32_t acc[8] = { m, m, m, m, m, m, m, m };
+	size_t j = 0;
+	for (; j + 8 <= n; j += 8)
+		for (unsigned k = 0; k < 8; k++) {
+			uint32_t g = rd16(p + 2 * (j + k)) & 0x7fffu;
+			acc[k] = g > acc[k] ? g : acc[k];
+		}
+	for (; j < n; j++) {
+		uint32_t g = rd16(p + 2 * j) & 0x7fffu;
+		acc[0] = g > acc[0] ? g : acc[0];
+	}
+	for (unsigned k = 1; k < 8; k++)
+		acc[0] = acc[k] > acc[0] ? acc[k] : acc[0];
+	return acc[0];
+}
+
 int qs_quant_row_scales(const qs_srcfile *f, const qs_st_tensor *t, const qs_fmtinfo *fi,
 			uint32_t *scales, int *finite, qs_error *err)
 {
@@ -59,10 +80,7 @@ int qs_quant_row_scales(const qs_srcfile *f, const qs_st_tensor *t, const qs_fmt
 		while (i < ne) {
 			size_t m = ne - i < cols - col ? ne - i : (size_t)(cols - col);
 			if (fi->esize == 2) {
-				for (size_t j = 0; j < m; j++) {
-					uint32_t g = rd16(buf + 2 * (i + j)) & 0x7fffu;
-					rmax = g > rmax ? g : rmax;
-				}
+				rmax = max_mag16(buf + 2 * i, m, rmax);
 			} else {
 				for (size_t j = 0; j < m; j++) {
 					uint32_t g = rd32(buf + 4 * (i + j)) & 0x7fffffffu;

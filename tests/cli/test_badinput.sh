@@ -63,9 +63,12 @@ expect_error "missing container" "No such file" "$QSTORE" verify "$T/none.qst"
 
 # interrupted pack: SIGINT removes the temporary file
 if [ -z "${QS_QUICK:-}" ]; then
-	"$GENMODEL" "$T/big" --mb 150 --hidden 512 2>/dev/null
+	"$GENMODEL" "$T/big" --mb 300 --hidden 512 2>/dev/null
 	"$QSTORE" pack "$T/big" -o "$T/big.qst" --threads 1 >/dev/null 2>"$T/int.err" & pid=$!
-	sleep 0.4; kill -INT $pid; wait $pid; rc=$?
+	# interrupt once the temporary exists (packing 300 MB on one core takes
+	# seconds: no fixed sleep that a faster packer could outrun)
+	for _ in $(seq 500); do ls -A "$T" | grep -q 'big\.qst' && break; sleep 0.01; done
+	kill -INT $pid; wait $pid; rc=$?
 	if [ $rc -ne 0 ] && ! ls -A "$T" | grep -q 'big.qst' && grep -q interrupted "$T/int.err"; then pass "SIGINT during pack: exit $rc, nothing left"; else fail "SIGINT during pack (rc $rc): $(ls -A "$T")"; fi
 fi
 finish

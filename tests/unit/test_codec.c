@@ -259,6 +259,14 @@ static void test_kernels_agree(void **state)
 		uint8_t *pf = malloc(n * f->esize + QS_PART_SLACK + 1);
 		size_t lf = qs_enc_fsym(es, f, w, n, pf);   /* the same floats stored once */
 		assert_true(la > 0 && lb > 0 && lf > 0);
+		for (size_t k = 0; k < nsets; k++) {   /* every set's FSYM encoder loop writes the same part */
+			uint8_t *pk = malloc(n * f->esize + QS_PART_SLACK + 1);
+			es->fsym_loop = qs_enc_fsym_loop_for(sets[k]->name);
+			assert_int_equal(qs_enc_fsym(es, f, w, n, pk), lf);
+			assert_memory_equal(pk, pf, lf);
+			es->fsym_loop = qs_enc_fsym_loop;
+			free(pk);
+		}
 		for (int dmg = 0; dmg < 6; dmg++) {
 			if (dmg) {   /* damage one byte of each coded part */
 				if (pa[0] != QS_CODEC_RAW) pa[1 + rnd() % (la - 1)] ^= (uint8_t)(1 + rnd() % 255);
