@@ -94,10 +94,10 @@ AVX512_INLINE void qtup8(uint64_t *X, size_t wm, const uint8_t **p, const ft_dec
 	x = _mm512_add_epi64(_mm512_mullo_epi64(freq, _mm512_srli_epi64(x, FT_BITS)), bias);
 	x = refill8(x, p);
 	_mm512_storeu_si512(xs, x);
-	uint64_t v[8];
-	_mm512_storeu_si512(v, _mm512_i64gather_epi64(_mm512_and_si512(e, m16), (const void *)tup, 8));
+	uint16_t sy[8];
+	_mm_storeu_si128((__m128i *)sy, _mm512_cvtepi64_epi16(e));
 	for (unsigned l = 0; l < 8; l++)
-		memcpy(q + (j + l) * m, &v[l], 8);
+		memcpy(q + (j + l) * m, &tup[sy[l]], 8);
 }
 
 AVX512 int qs_dec_qtup_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n)
