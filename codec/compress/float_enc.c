@@ -70,6 +70,11 @@ static inline void put_fsym(rans_enc *e, unsigned way, const qs_fmtinfo *f, cons
 	uint32_t base, first, sign;
 	uint32_t sym = qs_fsym(f, bits, &base);
 	uint64_t count = qs_fsym_count_shifted(f, sym, top, &shift, &first, &sign);
+	/* a table of one symbol of one magnitude (the exact zeros of ternary and
+	 * sparse rows): x = 2^12 (x >> 12) + slot, the step that leaves the
+	 * state as it is and takes no word (the decoders' qres_skip) */
+	if (count == 1 && ft->freq[sym] == FT_M)
+		return;
 	qs_enc_put_sym_mant(e, way, ft, sym, ((bits & f->magmask) >> shift) - first, count, rans_log2_exact(count));
 }
 
@@ -182,9 +187,18 @@ static unsigned qtup_choose(qs_enc_scratch *s, const int8_t *q, size_t n, const 
  * and tuples are about as small, else QCODE. */
 size_t qs_enc_qcode(qs_enc_scratch *s, const int8_t *q, size_t n, uint8_t *out)
 {
+	/* four histograms, as in count16: ternary rows are 88% one code */
+	uint32_t (*c4)[FT_MAX_SYMS] = s->counts4;
+	memset(c4, 0, sizeof(s->counts4[0]) * 4);
+	size_t at = 0;
+	for (; at + 4 <= n; at += 4)
+		for (unsigned k = 0; k < 4; k++)
+			c4[k][q[at + k] + 128]++;
+	for (; at < n; at++)
+		c4[0][q[at] + 128]++;
 	memset(s->counts, 0, sizeof(s->counts));
-	for (size_t i = 0; i < n; i++)
-		s->counts[q[i] + 128]++;
+	for (unsigned c = 0; c < 256; c++)
+		s->counts[c] = c4[0][c] + c4[1][c] + c4[2][c] + c4[3][c];
 	uint8_t hdr[2 + 16], idx[256] = { 0 };
 	unsigned k = 0;
 	for (unsigned c = 0; c < 256 && k <= 16; c++)
@@ -234,11 +248,22 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 {
 	uint32_t signbit = 1u << (f->exp_bits + f->mant_bits), base;
 	uint64_t row0 = e0 / cols;
-	memset(s->counts, 0, sizeof(s->counts));   /* the symbols of the code-0 floats */
+	/* the symbols of the code-0 floats; the others count in a slot past the
+	 * alphabet (no branch: on ternary rows one in eight would mispredict) */
+	memset(s->counts, 0, sizeof(s->counts));
 	for (size_t i = 0; i < n; i++)
-		if (!q[i])
-			s->counts[qs_fsym(f, qs_load(f, in + i * f->esize), &base)]++;
+		s->counts[q[i] ? FT_MAX_SYMS - 1 : qs_fsym(f, qs_load(f, in + i * f->esize), &base)]++;
+	s->counts[FT_MAX_SYMS - 1] = 0;
 	ft_build(s->counts, f->nsym, &s->ft);
+	/* every code-0 float one magnitude of one symbol (the exact zeros of
+	 * ternary and sparse rows): each is a step that leaves the state as it
+	 * is (put_fsym), known without looking at the symbol */
+	int zskip = 0;
+	for (uint32_t y = s->ft.first; y < s->ft.first + s->ft.count; y++) {
+		unsigned sh = shift;
+		uint32_t first, sign;
+		zskip |= s->ft.freq[y] == FT_M && qs_fsym_count_shifted(f, y, f->magmask, &sh, &first, &sign) == 1;
+	}
 	/* pass 2: backwards, as rANS requires */
 	rans_enc e;
 	unsigned wm = rans_ways_for(n) - 1;
@@ -254,7 +279,8 @@ size_t qs_enc_qres(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, si
 			if (!q[k]) {
 				if ((bits & f->magmask) > t->top0)
 					return 0;
-				put_fsym(&e, way, f, &s->ft, bits, t->top0, shift);
+				if (!zskip)
+					put_fsym(&e, way, f, &s->ft, bits, t->top0, shift);
 				continue;
 			}
 			const qs_bucket *b = &t->b[q[k] + 128];
