@@ -168,53 +168,57 @@ ALWAYS_INLINE int open_qcode_part(const uint8_t *p, size_t len, size_t n, ft_dec
 	return open_part(p, len, 256, tab, &empty, rd, d) || (empty && n) ? -1 : 0;
 }
 
-/* A QTUP part of n codes: m, k, the k codes (q + 128, increasing), the
- * table of the k^m tuples, stream.  tup[t] gets tuple t's m codes as bytes,
- * first code lowest; *nt the number of tuples and *last the number of
- * tuple values the last one may take (k^(codes left for it)). */
+/* An open QTUP part of n codes: tuple length m, number of tuples nt, and
+ * the number of tuple values the last one may take (k^(codes left for it));
+ * tup[t] holds tuple t's m codes as bytes, first code lowest. */
+typedef struct qtup_part {
+	unsigned m;
+	size_t n, nt;
+	uint32_t last;
+	const uint64_t *tup;
+} qtup_part;
+
+/* m, k, the k codes (q + 128, increasing), the table of the k^m tuples,
+ * stream (FORMAT.md "QTUP"). */
 ALWAYS_INLINE int open_qtup_part(const uint8_t *p, size_t len, size_t n, ft_dec_entry *tab, uint64_t *tup,
-				 unsigned *m, size_t *nt, uint32_t *last, rans_dec *rd, dstream *d)
+				 qtup_part *t, rans_dec *rd, dstream *d)
 {
 	if (len < 2 || p[0] < 2 || p[0] > QS_QTUP_MAX_M || p[1] < 1 || p[1] > 16 || len < 2u + p[1])
 		return -1;
-	unsigned k = p[1], km = 1;
-	*m = p[0];
-	for (unsigned i = 0; i < *m; i++)
+	unsigned m = p[0], k = p[1], km = 1;
+	for (unsigned i = 0; i < m; i++)
 		if ((km *= k) > QS_QTUP_MAX_SYMS)
 			return -1;
 	const uint8_t *alpha = p + 2;
 	for (unsigned i = 1; i < k; i++)
 		if (alpha[i] <= alpha[i - 1])
 			return -1;
-	for (uint32_t t = 0; t < km; t++) {
+	for (uint32_t y = 0; y < km; y++) {
 		uint64_t v = 0;
-		for (unsigned i = 0, r = t; i < *m; i++, r /= k)
+		for (unsigned i = 0, r = y; i < m; i++, r /= k)
 			v |= (uint64_t)(uint8_t)(alpha[r % k] - 128) << (8 * i);
-		tup[t] = v;
+		tup[y] = v;
 	}
-	*nt = (n + *m - 1) / *m;
-	*last = 1;
-	for (size_t i = *nt ? (*nt - 1) * *m : 0; i < n; i++)
-		*last *= k;
+	*t = (qtup_part){ m, n, (n + m - 1) / m, 1, tup };
+	for (size_t i = t->nt ? (t->nt - 1) * m : 0; i < n; i++)
+		t->last *= k;
 	int empty;
 	return open_part(p + 2 + k, len - 2 - k, km, tab, &empty, rd, d) || (empty && n) ? -1 : 0;
 }
 
-/* Tuple j's codes (the decoded tuple value t) into q[0..n): whole 8-byte
+/* Tuple j's codes (the decoded tuple value y) into q[0..n): whole 8-byte
  * stores while they fit, exact ones at the end, where the last tuple's
- * digits past n must be 0 (t < last). */
-ALWAYS_INLINE void qtup_put(const uint64_t *tup, unsigned m, int8_t *q, size_t n, size_t nt, uint32_t last,
-			    size_t j, uint32_t t, dstream *d)
+ * digits past n must be 0 (y < last). */
+ALWAYS_INLINE void qtup_put(const qtup_part *t, int8_t *q, size_t j, uint32_t y, dstream *d)
 {
-	size_t at = j * m;
-	if (at + 8 <= n) {
-		memcpy(q + at, &tup[t], 8);
+	size_t at = j * t->m;
+	if (at + 8 <= t->n) {
+		memcpy(q + at, &t->tup[y], 8);
 		return;
 	}
-	uint64_t v = tup[t];
-	size_t take = n - at < m ? n - at : m;
-	memcpy(q + at, &v, take);
-	if (j == nt - 1 && t >= last)
+	uint64_t v = t->tup[y];
+	memcpy(q + at, &v, t->n - at < t->m ? t->n - at : t->m);
+	if (j == t->nt - 1 && y >= t->last)
 		d->bad = 1;
 }
 

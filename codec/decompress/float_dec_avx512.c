@@ -43,22 +43,27 @@ AVX512_INLINE __m512i refill8(__m512i x, const uint8_t **p)
 
 /* ---- QCODE -------------------------------------------------------------- */
 
-/* elements i .. i+7 from states X[i & 31 ..] */
-AVX512_INLINE void qcode8(uint64_t *X, size_t wm, const uint8_t **p, const ft_dec_entry *tab, int8_t *q, size_t i)
+/* Table symbols of elements i .. i+7 from states X[i & wm ..]: the
+ * states step and refill; returns the eight entries (ft_dec_entry, 8 bytes:
+ * sym | freq << 16 | bias << 32). */
+AVX512_INLINE __m512i sym8(uint64_t *X, size_t wm, const uint8_t **p, const ft_dec_entry *tab, size_t i)
 {
 	uint64_t *xs = &X[i & wm];
 	__m512i x = _mm512_loadu_si512(xs);
-	__m512i slot = _mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1));
-	/* ft_dec_entry is 8 bytes: sym | freq << 16 | bias << 32 */
-	__m512i e = _mm512_i64gather_epi64(slot, (const void *)tab, 8);
+	__m512i e = _mm512_i64gather_epi64(_mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1)), (const void *)tab, 8);
 	__m512i m16 = _mm512_set1_epi64(0xffff);
 	__m512i freq = _mm512_and_si512(_mm512_srli_epi64(e, 16), m16);
 	__m512i bias = _mm512_and_si512(_mm512_srli_epi64(e, 32), m16);
 	x = _mm512_add_epi64(_mm512_mullo_epi64(freq, _mm512_srli_epi64(x, FT_BITS)), bias);
-	x = refill8(x, p);
-	_mm512_storeu_si512(xs, x);
-	__m128i sym = _mm512_cvtepi64_epi8(_mm512_sub_epi64(e, _mm512_set1_epi64(128)));
-	_mm_storel_epi64((__m128i *)(q + i), sym);
+	_mm512_storeu_si512(xs, refill8(x, p));
+	return e;
+}
+
+/* codes i .. i+7 */
+AVX512_INLINE void qcode8(uint64_t *X, size_t wm, const uint8_t **p, const ft_dec_entry *tab, int8_t *q, size_t i)
+{
+	__m512i e = sym8(X, wm, p, tab, i);
+	_mm_storel_epi64((__m128i *)(q + i), _mm512_cvtepi64_epi8(_mm512_sub_epi64(e, _mm512_set1_epi64(128))));
 }
 
 AVX512 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size_t n)
@@ -81,21 +86,13 @@ AVX512 int qs_dec_qcode_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, 
 
 /* ---- QTUP -------------------------------------------------------------- */
 
-/* tuples j .. j+7, each of m codes, while their 8-byte stores fit in q */
+/* tuples j .. j+7, each of m codes, while their 8-byte stores fit in q (the
+ * tuples' codes come by scalar loads: a second gather was slower) */
 AVX512_INLINE void qtup8(uint64_t *X, size_t wm, const uint8_t **p, const ft_dec_entry *tab, const uint64_t *tup,
 			 unsigned m, int8_t *q, size_t j)
 {
-	uint64_t *xs = &X[j & wm];
-	__m512i x = _mm512_loadu_si512(xs);
-	__m512i e = _mm512_i64gather_epi64(_mm512_and_si512(x, _mm512_set1_epi64(FT_M - 1)), (const void *)tab, 8);
-	__m512i m16 = _mm512_set1_epi64(0xffff);
-	__m512i freq = _mm512_and_si512(_mm512_srli_epi64(e, 16), m16);
-	__m512i bias = _mm512_and_si512(_mm512_srli_epi64(e, 32), m16);
-	x = _mm512_add_epi64(_mm512_mullo_epi64(freq, _mm512_srli_epi64(x, FT_BITS)), bias);
-	x = refill8(x, p);
-	_mm512_storeu_si512(xs, x);
 	uint16_t sy[8];
-	_mm_storeu_si128((__m128i *)sy, _mm512_cvtepi64_epi16(e));
+	_mm_storeu_si128((__m128i *)sy, _mm512_cvtepi64_epi16(sym8(X, wm, p, tab, j)));
 	for (unsigned l = 0; l < 8; l++)
 		memcpy(q + (j + l) * m, &tup[sy[l]], 8);
 }
@@ -104,21 +101,20 @@ AVX512 int qs_dec_qtup_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, i
 {
 	rans_dec rd;
 	dstream d;
-	unsigned m;
-	size_t nt, j = 0;
-	uint32_t last;
-	if (open_qtup_part(p, len, n, s->tab, s->tup, &m, &nt, &last, &rd, &d))
+	qtup_part t;
+	size_t j = 0;
+	if (open_qtup_part(p, len, n, s->tab, s->tup, &t, &rd, &d))
 		return -1;
 	const size_t wm = rd.ways - 1;
 	/* the tuples whose 8-byte store fits: j m + 8 <= n */
-	size_t fit = n >= 8 ? (n - 8) / m + 1 : 0;
+	size_t fit = n >= 8 ? (n - 8) / t.m + 1 : 0, lim = fit < t.nt ? fit : t.nt;
 	if (rd.ways >= 8) {
-		for (size_t b; (b = batch(&d, (fit < nt ? fit : nt) - j)) >= 8;)
+		for (size_t b; (b = batch(&d, lim - j)) >= 8;)
 			for (size_t stop = j + (b & ~(size_t)7); j < stop; j += 8)
-				qtup8(rd.x, wm, &d.ptr, s->tab, s->tup, m, q, j);
+				qtup8(rd.x, wm, &d.ptr, s->tab, s->tup, t.m, q, j);
 	}
-	for (; j < nt && !d.bad; j++)
-		qtup_put(s->tup, m, q, n, nt, last, j, sym(&rd.x[j & wm], &d, s->tab, 1), &d);
+	for (; j < t.nt && !d.bad; j++)
+		qtup_put(&t, q, j, sym(&rd.x[j & wm], &d, s->tab, 1), &d);
 	return close_part(&rd, &d);
 }
 
