@@ -66,9 +66,9 @@ static void summary(qs_container *ct, const char *path)
 	    ratio((double)s.container_bytes, (double)(s.high_bytes + s.int8_bytes), r2),
 	    ratio((double)s.container_bytes, (double)s.high_bytes, r3));
 	quantised_line(ct);
-	say(stdout, "int8 codes  %llu of %llu weight chunks derived from the floats, %llu stored",
+	say(stdout, "int8 codes  %llu of %llu weight chunks derived from the floats, %llu stored (%llu of them as tuples)",
 	    (unsigned long long)s.derived_chunks, (unsigned long long)s.quant_chunks,
-	    (unsigned long long)(s.quant_chunks - s.derived_chunks));
+	    (unsigned long long)(s.quant_chunks - s.derived_chunks), (unsigned long long)s.tuple_chunks);
 }
 
 static void files(qs_container *ct)

@@ -165,6 +165,8 @@ typedef struct qs_summary {
 	uint64_t n_tensors;
 	uint64_t quant_chunks;         /* chunks of quantised weights ... */
 	uint64_t derived_chunks;       /* ... of which the INT8 codes are derived from the floats */
+	uint64_t tuple_chunks;         /* ... of which the stored codes are coded as tuples (QTUP; read
+					* from each chunk's first byte: one pread per stored chunk) */
 } qs_summary;
 
 /* The path the container was opened with. */

@@ -19,8 +19,13 @@ void qs_container_summary(const qs_container *c, qs_summary *o)
 		if (st->kind != QS_STREAM_QUANT)
 			continue;
 		o->quant_chunks += st->n_chunks;
-		for (uint64_t k = 0; k < st->n_chunks; k++)
-			o->derived_chunks += ix->chunks[st->first_chunk + k].len_a == 1;   /* QDRV (map.c) */
+		for (uint64_t k = 0; k < st->n_chunks; k++) {
+			const qs_chunk *ch = &ix->chunks[st->first_chunk + k];
+			uint8_t tag = 0;
+			o->derived_chunks += ch->len_a == 1;   /* QDRV (map.c) */
+			if (ch->len_a > 1 && c->fd >= 0 && !qs_pread_full(c->fd, &tag, 1, ch->off))
+				o->tuple_chunks += tag == QS_CODEC_QTUP;
+		}
 	}
 	for (size_t i = 0; i < ix->n_files[QS_VIEW_HIGH]; i++)
 		o->high_bytes += ix->files[QS_VIEW_HIGH][i].size;
@@ -109,12 +114,12 @@ char *qs_info_json(const qs_container *c, qs_error *err)
 	for (int v = 0; v < 2; v++)
 		for (size_t i = 0; i < ix->n_files[v]; i++)
 			json_array_append_new(json_object_get(views, v ? "int8" : "high"), qs_json_file(&ix->files[v][i], v));
-	json_t *m = json_pack("{s:{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:f, s:f}, s:o, s:o}", "summary",
+	json_t *m = json_pack("{s:{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:f, s:f}, s:o, s:o}", "summary",
 			      "container", c->path, "source_dtype", s.source_dtype ? s.source_dtype : "",
 			      "container_bytes", (json_int_t)s.container_bytes, "high_bytes", (json_int_t)s.high_bytes,
 			      "int8_bytes", (json_int_t)s.int8_bytes, "floor_bytes", s.floor_bytes,
 			      "chunks", (json_int_t)s.n_chunks, "quant_chunks", (json_int_t)s.quant_chunks,
-			      "derived_chunks", (json_int_t)s.derived_chunks,
+			      "derived_chunks", (json_int_t)s.derived_chunks, "tuple_chunks", (json_int_t)s.tuple_chunks,
 			      "ratio_vs_floor", s.floor_bytes > 0 ? (double)s.container_bytes / s.floor_bytes : 0.0,
 			      "ratio_vs_both_views", s.high_bytes + s.int8_bytes
 				      ? (double)s.container_bytes / (double)(s.high_bytes + s.int8_bytes) : 0.0,

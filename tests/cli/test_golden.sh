@@ -13,6 +13,10 @@ check "packing its ternary variant gives the committed bytes" cmp "$G/golden-ter
 check "the default golden derives its codes, the other stores them" \
 	bash -c "'$QSTORE' info --json '$G/golden.qst' | grep -q '\"derived_chunks\": [1-9]' &&
 		 '$QSTORE' info --json '$G/golden-stored.qst' | grep -q '\"derived_chunks\": 0,'"
+check "the ternary golden stores its codes as tuples, the other stored one does not" \
+	bash -c "'$QSTORE' info --json '$G/golden-ternary.qst' | grep -q '\"tuple_chunks\": [1-9]' &&
+		 '$QSTORE' info --json '$G/golden-stored.qst' | grep -q '\"tuple_chunks\": 0,' &&
+		 '$QSTORE' info '$G/golden-ternary.qst' | grep -q 'stored ([1-9][0-9]* of them as tuples)'"
 # golden-v3.qst: golden.qst as qstore 0.3 packed it (format 3, still read);
 # golden-v2.qst: as qstore 0.2 packed it (format 2; its INT8 config.json
 # predates run_compressed, hence its own SHA-256 list)
