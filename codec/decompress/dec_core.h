@@ -232,6 +232,21 @@ ALWAYS_INLINE int close_part(const rans_dec *rd, const dstream *d)
 	return 0;
 }
 
+/* QTUP's tuples from j on, one at a time (all of them in the portable
+ * kernel; what the vector loop left in the AVX-512 one), then the end of
+ * the part. */
+ALWAYS_INLINE int qtup_rest(const qtup_part *t, int8_t *q, size_t j, rans_dec *rd, dstream *d,
+			    const ft_dec_entry *tab)
+{
+	const size_t wm = rd->ways - 1;
+	for (size_t b; (b = batch(d, t->nt - j)) > 0;)
+		for (size_t stop = j + b; j < stop; j++)
+			qtup_put(t, q, j, sym(&rd->x[j & wm], d, tab, 0), d);
+	for (; j < t->nt && !d->bad; j++)
+		qtup_put(t, q, j, sym(&rd->x[j & wm], d, tab, 1), d);
+	return close_part(rd, d);
+}
+
 ALWAYS_INLINE void store(uint8_t *out, uint32_t v, const unsigned es)
 {
 	if (es == 2) {

@@ -101,16 +101,9 @@ int qs_dec_qtup(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *q, size
 	rans_dec rd;
 	dstream d;
 	qtup_part t;
-	size_t j = 0;
 	if (open_qtup_part(p, len, n, s->tab, s->tup, &t, &rd, &d))
 		return -1;
-	const size_t wm = rd.ways - 1;
-	for (size_t b; (b = batch(&d, t.nt - j)) > 0;)
-		for (size_t stop = j + b; j < stop; j++)
-			qtup_put(&t, q, j, sym(&rd.x[j & wm], &d, s->tab, 0), &d);
-	for (; j < t.nt && !d.bad; j++)
-		qtup_put(&t, q, j, sym(&rd.x[j & wm], &d, s->tab, 1), &d);
-	return close_part(&rd, &d);
+	return qtup_rest(&t, q, 0, &rd, &d, s->tab);
 }
 
 /* ---- QRES --------------------------------------------------------------- */

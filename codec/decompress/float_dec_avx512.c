@@ -113,9 +113,7 @@ AVX512 int qs_dec_qtup_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, i
 			for (size_t stop = j + (b & ~(size_t)7); j < stop; j += 8)
 				qtup8(rd.x, wm, &d.ptr, s->tab, s->tup, t.m, q, j);
 	}
-	for (; j < t.nt && !d.bad; j++)
-		qtup_put(&t, q, j, sym(&rd.x[j & wm], &d, s->tab, 1), &d);
-	return close_part(&rd, &d);
+	return qtup_rest(&t, q, j, &rd, &d, s->tab);
 }
 
 /* ---- FSYM (16-bit floats) ---------------------------------------------- */

@@ -20,9 +20,6 @@ static void report(qs_report_fn fn, void *ctx, const char *line)
 		fn(ctx, line);
 }
 
-/* Stream every byte of one file through fn (SHA-256, a write); compares the
- * recorded SHA-256 at the end.  Returns 0, -1 on a read error (err set) or
- * 1 on a hash mismatch. */
 uint64_t qs_views_bytes(const qs_container *c, int v0, int v1)
 {
 	uint64_t n = 0;
@@ -32,6 +29,9 @@ uint64_t qs_views_bytes(const qs_container *c, int v0, int v1)
 	return n;
 }
 
+/* Stream every byte of one file through fn (SHA-256, a write); compares the
+ * recorded SHA-256 at the end.  Returns 0, -1 on a read error (err set) or
+ * 1 on a hash mismatch. */
 int qs_stream_file(qs_container *c, qs_reader *r, qs_view v, size_t i, uint8_t *buf, qs_sha256 *h,
 		   int (*sink)(void *, const uint8_t *, size_t), void *sctx, qs_ticker *tk, uint8_t got[32],
 		   qs_error *err)
