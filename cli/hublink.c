@@ -24,10 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "out.h"
-#include "qstore.h"
-
-int qstore_hub_link(const char *model_dir, const char *repo, const char *cache, int view);
 
 /* snprintf into a path buffer; -1 (ENAMETOOLONG) when it does not fit */
 static int pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

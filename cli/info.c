@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
 #include "out.h"
-#include "qstore.h"
-
-int qstore_info(qs_container *ct, const char *path);
 
 /* a ratio, or why there is none */
 static const char *ratio(double num, double den, char out[32])

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "out.h"
 #include "qstore.h"
 
@@ -385,8 +386,6 @@ static int cmd_verify(int argc, char **argv)
 	return rc;
 }
 
-int qstore_info(qs_container *ct, const char *path);   /* info.c */
-int qstore_hub_link(const char *model_dir, const char *repo, const char *cache, int view);   /* hublink.c */
 
 /* the hub's own default: HF_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME or ~/.cache */
 static const char *hub_cache(char *buf, size_t cap)
