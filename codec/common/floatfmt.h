@@ -15,6 +15,7 @@
 #ifndef QS_FLOATFMT_H
 #define QS_FLOATFMT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Float layouts the codecs understand (sign | exponent | mantissa). */
@@ -127,6 +128,18 @@ void qs_qtab_build(const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift, qs_
 typedef struct qs_qtab_cache { qs_qtab t[QS_QTAB_CACHE]; } qs_qtab_cache;
 void qs_qtab_cache_reset(qs_qtab_cache *c);
 const qs_qtab *qs_qtab_get(qs_qtab_cache *c, const qs_fmtinfo *f, uint32_t scale_bits, unsigned shift);
+
+/* Rows of a quantised chunk: element i of n that start at element e0 of a
+ * tensor with cols columns lies in row *r, counted from the chunk's first
+ * row as its scales are; returns the end of that row in the chunk, at most
+ * n. */
+static inline size_t qs_row_end(uint64_t e0, uint64_t cols, size_t i, size_t n, uint64_t *r)
+{
+	uint64_t row = (e0 + i) / cols;
+	size_t end = (size_t)((row + 1) * cols - e0);
+	*r = row - e0 / cols;
+	return end < n ? end : n;
+}
 
 /* Accumulate a float into the OR of the mantissas of normal floats. */
 static inline uint32_t qs_shift_acc(const qs_fmtinfo *f, uint32_t acc, uint32_t bits)

@@ -17,13 +17,10 @@
 void qs_quantise_rows(const qs_fmtinfo *f, const uint8_t *in, size_t n, uint64_t e0, uint64_t cols,
 		      const uint32_t *scales, int8_t *q, qs_quantise_row_fn row)
 {
-	uint64_t r0 = e0 / cols;
 	for (size_t i = 0; i < n;) {
-		uint64_t r = (e0 + i) / cols;
-		size_t end = (size_t)((r + 1) * cols - e0);
-		if (end > n)
-			end = n;
-		float sc = qs_to_f32(f, scales[r - r0]);
+		uint64_t r;
+		size_t end = qs_row_end(e0, cols, i, n, &r);
+		float sc = qs_to_f32(f, scales[r]);
 		if (sc > 0.0f && sc <= FLT_MAX)
 			row(f, in + i * f->esize, end - i, sc, q + i);
 		else

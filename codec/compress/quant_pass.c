@@ -96,12 +96,11 @@ void qs_enc_quantise(qs_enc_scratch *s, const qs_fmtinfo *f, const uint8_t *in, 
 	stride = stride < 1 ? 1 : stride > EST_MAX_STRIDE ? EST_MAX_STRIDE : stride;
 	uint64_t row0 = e0 / cols, pos = 0;   /* sum of log2 n over nonzero codes, 2^-16 bits */
 	for (size_t i = 0; i < n;) {
-		uint64_t r = (e0 + i) / cols;
-		size_t end = (size_t)((r + 1) * cols - e0);
-		if (end > n)
-			end = n;
-		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r - row0], shift);
-		for (size_t j = i + (size_t)(r % stride); j < end; j += stride, taken++) {
+		uint64_t r;
+		size_t end = qs_row_end(e0, cols, i, n, &r);
+		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
+		/* each row starts the sample at another column (its tensor row mod STRIDE) */
+		for (size_t j = i + (size_t)((row0 + r) % stride); j < end; j += stride, taken++) {
 			uint32_t y = qs_fsym(f, qs_load(f, in + j * f->esize), &base);
 			int c = q[j];
 			s->fcounts[y]++;

@@ -353,16 +353,6 @@ static inline int qres_zfix(const qs_fmtinfo *f, const ft_dec_entry *tab, unsign
 	return 1;
 }
 
-/* QRES rows: element i of a part that starts at element e0 of a tensor
- * with cols columns lies in row *r (counted from the part's first row, as
- * the scales are); returns the end of that row in the part, at most n. */
-static inline size_t row_end(uint64_t e0, uint64_t cols, size_t i, size_t n, uint64_t *r)
-{
-	uint64_t row = (e0 + i) / cols;
-	size_t end = (size_t)((row + 1) * cols - e0);
-	*r = row - e0 / cols;
-	return end < n ? end : n;
-}
 
 /* ---- FSYM of 16-bit floats ------------------------------------------------ */
 

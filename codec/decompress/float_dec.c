@@ -193,7 +193,7 @@ ALWAYS_INLINE int qres_loop(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_
 	unsigned backoff = 0;
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;
-		size_t end = row_end(e0, cols, i, n, &r);
+		size_t end = qs_row_end(e0, cols, i, n, &r);
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
 		i = qres_row(&d, rd.x, rd.ways - 1, f, s->tab, t, q, empty, zfix && ztop <= t->top0, zval, out, i, end,
 			     &backoff, es);

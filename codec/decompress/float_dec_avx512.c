@@ -390,7 +390,7 @@ AVX512 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint
 	known16 kn;
 	for (size_t i = 0; i < n && !d.bad;) {
 		uint64_t r;
-		size_t end = row_end(e0, cols, i, n, &r);
+		size_t end = qs_row_end(e0, cols, i, n, &r);
 		const qs_qtab *t = qs_qtab_get(&s->qcache, f, scales[r], shift);
 		int zok = zfix && ztop <= t->top0;
 		if (t != tk || t->scale_bits != sk || zok != zk) {   /* consecutive rows of one scale share them */
