@@ -67,6 +67,13 @@ static void summary(qs_container *ct, const char *path)
 	say(stdout, "int8 codes  %llu of %llu weight chunks derived from the floats, %llu stored (%llu of them as tuples)",
 	    (unsigned long long)s.derived_chunks, (unsigned long long)s.quant_chunks,
 	    (unsigned long long)(s.quant_chunks - s.derived_chunks), (unsigned long long)s.tuple_chunks);
+	char low[256] = "";
+	for (int v = QS_VIEW_INT2; v < QS_N_VIEWS; v++) {
+		size_t l = strlen(low);
+		snprintf(low + l, sizeof(low) - l, "%s%s %s", l ? ", " : "", qs_view_name((qs_view)v),
+			 human_bytes(s.low_bytes[v], a));
+	}
+	say(stdout, "lower views %s (generated from the INT8 codes when mounted or unpacked; not stored)", low);
 }
 
 static void files(qs_container *ct)

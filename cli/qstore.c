@@ -35,8 +35,8 @@ static void on_signal(int sig)
 
 static const char SYNOPSIS[] =
 	"usage: qstore pack SRC -o OUT.qst [options]\n"
-	"       qstore unpack X.qst -o DIR [--precision high|int8] [options]\n"
-	"       qstore verify X.qst [-q]\n"
+	"       qstore unpack X.qst -o DIR [--precision high|int8|int2..int7] [options]\n"
+	"       qstore verify X.qst [--lower LIST] [-q]\n"
 	"       qstore info X.qst [--json]\n"
 	"       qstore hub-link MNT/NAME ORG/REPO [--cache DIR] [--precision high|int8]\n"
 	"       qstore --version | --help | COMMAND --help\n";
@@ -71,18 +71,24 @@ static const char *const HELP[][2] = {
 	  "Write one view of a container into the new directory DIR (it must not exist).\n"
 	  "\n"
 	  "  -o, --output DIR           the directory to create (required)\n"
-	  "      --precision VIEW       high (the source files, byte for byte) or int8 (a\n"
-	  "                             compressed-tensors INT8 model directory)\n"
-	  "                             (default: high)\n"
+	  "      --precision VIEW       high (the source files, byte for byte), int8 (a\n"
+	  "                             compressed-tensors INT8 model directory) or\n"
+	  "                             int2..int7 (pack-quantized, derived from the INT8\n"
+	  "                             codes: int4 with groups of 128, the others per\n"
+	  "                             channel) (default: high)\n"
 	  "      --no-progress          no progress on stderr\n"
 	  "  -q, --quiet                no progress and no summary; errors only\n"
 	  "  -h, --help                 this help\n" },
 	{ "verify",
 	  "usage: qstore verify X.qst [options]\n"
 	  "\n"
-	  "Decode both views, checking every chunk checksum and every file's SHA-256.\n"
-	  "Exit status 1 when anything is wrong; each problem is one line on stderr.\n"
+	  "Decode both stored views, checking every chunk checksum and every file's\n"
+	  "SHA-256, and the lower views asked for (each file decoded through every chunk\n"
+	  "check; its SHA-256, computed, is printed).  Exit status 1 when anything is\n"
+	  "wrong; each problem is one line on stderr.\n"
 	  "\n"
+	  "      --lower LIST           lower views to decode too: comma-separated\n"
+	  "                             int2..int7, all or none (default: int4)\n"
 	  "      --no-progress          no progress on stderr\n"
 	  "  -q, --quiet                print only problems (no per-file lines, no progress)\n"
 	  "  -h, --help                 this help\n" },
@@ -294,7 +300,8 @@ static int cmd_pack(int argc, char **argv)
 
 /* The one container argument of CMD: NULL and *rc set when it is missing,
  * repeated or cannot be opened. */
-static qs_container *open_one(const char *cmd, int argc, char **argv, const char *also_missing, int *rc)
+static qs_container *open_one(const char *cmd, int argc, char **argv, const char *also_missing, unsigned flags,
+			      int *rc)
 {
 	if (optind >= argc || argc - optind > 1 || also_missing) {
 		*rc = bad_usage(cmd, "%s", argc - optind > 1 ? "one container only"
@@ -303,7 +310,7 @@ static qs_container *open_one(const char *cmd, int argc, char **argv, const char
 		return NULL;
 	}
 	qs_error e = { 0 };
-	qs_container *c = qs_open(argv[optind], &e);
+	qs_container *c = qs_open_ex(argv[optind], flags, &e);
 	if (!c)
 		*rc = die(cmd, &e);
 	return c;
@@ -325,15 +332,15 @@ static int cmd_unpack(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case O_NOPROG: prog = 0; break;
 		case O_PREC:
-			if (!strcmp(optarg, "high")) view = QS_VIEW_HIGH;
-			else if (!strcmp(optarg, "int8")) view = QS_VIEW_INT8;
-			else return bad_usage("unpack", "--precision is 'high' or 'int8', got '%s'", optarg);
+			if ((int)(view = (qs_view)qs_view_parse(optarg)) < 0)
+				return bad_usage("unpack", "--precision is high, int8 or int2..int7, got '%s'", optarg);
 			break;
 		case 'h': return help("unpack");
 		default: return EXIT_USAGE;
 		}
 	}
-	qs_container *ct = open_one("unpack", argc, argv, out ? NULL : "missing -o DIR", &rc);
+	qs_container *ct = open_one("unpack", argc, argv, out ? NULL : "missing -o DIR",
+				    view >= QS_VIEW_INT2 ? QS_OPEN_INT(view) : 0, &rc);
 	if (!ct)
 		return rc;
 	progress_ui ui;
@@ -341,8 +348,7 @@ static int cmd_unpack(int argc, char **argv)
 	qs_error e = { 0 };
 	rc = qs_unpack(ct, view, out, &pr, &e) ? die("unpack", &e) : 0;
 	if (!rc && !quiet)
-		say(stdout, "unpacked %zu files (%s view) into %s", qs_file_count(ct, view),
-		    view == QS_VIEW_HIGH ? "high" : "int8", out);
+		say(stdout, "unpacked %zu files (%s view) into %s", qs_file_count(ct, view), qs_view_name(view), out);
 	qs_close(ct);
 	return rc;
 }
@@ -358,18 +364,22 @@ static void print_line(void *ctx, const char *line)
 
 static int cmd_verify(int argc, char **argv)
 {
-	enum { O_NOPROG = 256 };
+	enum { O_NOPROG = 256, O_LOWER };
 	static const struct option lo[] = {
 		{ "quiet", no_argument, 0, 'q' }, { "no-progress", no_argument, 0, O_NOPROG },
-		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+		{ "lower", required_argument, 0, O_LOWER }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
 	int quiet = 0, prog = 1, c, rc = 0;
+	unsigned lower = QS_OPEN_INT(4);
 	while ((c = next_opt("verify", argc, argv, ":qh", lo)) != -1) {
 		if (c == 'q') quiet = 1;
 		else if (c == O_NOPROG) prog = 0;
+		else if (c == O_LOWER && qs_parse_low_views(optarg, &lower))
+			return bad_usage("verify", "--lower is a comma-separated list of int2..int7, all or none, got '%s'",
+					 optarg);
 		else if (c == 'h') return help("verify");
-		else return EXIT_USAGE;
+		else if (c != O_LOWER) return EXIT_USAGE;
 	}
-	qs_container *ct = open_one("verify", argc, argv, NULL, &rc);
+	qs_container *ct = open_one("verify", argc, argv, NULL, lower, &rc);
 	if (!ct)
 		return rc;
 	progress_ui ui;
@@ -379,9 +389,13 @@ static int cmd_verify(int argc, char **argv)
 	rc = n < 0 ? die("verify", &e) : n > 0 ? EXIT_ERROR : 0;
 	if (n > 0)
 		say(stderr, "qstore verify: %s: %ld problem(s)", argv[optind], n);
-	else if (!n)
-		say(stdout, "%s: intact (%zu high + %zu int8 files, every chunk and SHA-256 checked)", argv[optind],
-		    qs_file_count(ct, QS_VIEW_HIGH), qs_file_count(ct, QS_VIEW_INT8));
+	else if (!n) {
+		size_t low = 0;
+		for (int v = QS_VIEW_INT2; v < QS_N_VIEWS; v++)
+			low += qs_file_count(ct, (qs_view)v);
+		say(stdout, "%s: intact (%zu high + %zu int8 files, every chunk and SHA-256 checked; %zu lower-view "
+		    "files decoded)", argv[optind], qs_file_count(ct, QS_VIEW_HIGH), qs_file_count(ct, QS_VIEW_INT8), low);
+	}
 	qs_close(ct);
 	return rc;
 }
@@ -435,7 +449,7 @@ static int cmd_info(int argc, char **argv)
 		else if (c == 'h') return help("info");
 		else return EXIT_USAGE;
 	}
-	qs_container *ct = open_one("info", argc, argv, NULL, &rc);
+	qs_container *ct = open_one("info", argc, argv, NULL, QS_OPEN_LOW_VIEWS, &rc);
 	if (!ct)
 		return rc;
 	if (json) {

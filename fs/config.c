@@ -39,6 +39,7 @@ const char *qfs_conf_hint(const char *key)
 		{ "workers", "a number from 1 to 256" },
 		{ "readahead_kb", "a number from 4 to 1048576" },
 		{ "log_level", "error, warning, info or debug" },
+		{ "lower_views", "int2..int7 separated by ',' or ':', all or none" },
 	};
 	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
 		if (!strcmp(key, hints[i][0]))
@@ -66,6 +67,9 @@ int qfs_conf_set(qfs_conf *c, const char *key, const char *val)
 	} else if (!strcmp(key, "readahead_kb")) {
 		bad = bad || parse_uint(val, 4, 1u << 20, &c->readahead_kb);
 		c->has_readahead_kb = 1;
+	} else if (!strcmp(key, "lower_views")) {
+		bad = bad || qs_parse_low_views(val, &c->lower_views);
+		c->has_lower_views = 1;
 	} else if (!strcmp(key, "log_level")) {
 		bad = bad || (c->log_level = qsv_log_parse_level(val)) < 0;
 		c->has_log_level = 1;

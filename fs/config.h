@@ -5,7 +5,7 @@
  *   key = value
  *
  * Keys: backing, mountpoint, cache_size, prefetch_max, workers, readahead_kb,
- * log_level, fuse_options.  Options given on the command line win over the
+ * lower_views, log_level, fuse_options.  Options given on the command line win over the
  * file.  An unknown key or a bad value refuses the whole file, naming its
  * line and key, before anything is mounted.
  */
@@ -18,10 +18,10 @@
 typedef struct qfs_conf {
 	char *backing, *mountpoint, *fuse_options;
 	uint64_t cache_size, prefetch_max;
-	unsigned workers, readahead_kb;
+	unsigned workers, readahead_kb, lower_views;
 	int log_level;
 	/* which keys the file set */
-	int has_cache_size, has_prefetch_max, has_workers, has_readahead_kb, has_log_level;
+	int has_cache_size, has_prefetch_max, has_workers, has_readahead_kb, has_log_level, has_lower_views;
 } qfs_conf;
 
 /* Parse PATH into *c.  Returns 0, or -1 with a message in err (missing

@@ -59,6 +59,8 @@ static int build(qfs_daemon *d)
 	/* no threads yet: they would not survive fuse_daemonize's fork
 	 * (serve() starts the prefetch workers after it) */
 	d->srv = qsv_server_new(d->o.cache_size, d->o.prefetch_max, &d->log);
+	if (d->srv)
+		d->srv->low_views = d->o.lower_views;
 	d->ns = d->srv ? qfs_ns_new(d->srv, &d->log, d->o.backing, d->o.ceiling) : NULL;
 	if (!d->ns) {
 		fprintf(stderr, "qstorefs: out of memory\n");

@@ -310,7 +310,7 @@ static int build_view(builder *b, node *top, int view)
 		qs_file_info info;
 		const char *leaf;
 		qs_file_get(c, (qs_view)view, i, &info);
-		if (!info.has_sha256)
+		if (info.merged)
 			continue;   /* a generated single-file view lives at the top */
 		node *d = dir_for(b, vd, dirname, info.path, &leaf);
 		snprintf(b->key, sizeof(b->key), "%s/%s", dirname, info.path);
@@ -332,13 +332,16 @@ static int sort_tree(qfs_ns *ns, node *d)
 	return 0;
 }
 
-/* NAME/ with model-int8.safetensors, model-<dt>.safetensors, <dt>/, int8/ */
+/* NAME/ with model-<view>.safetensors and <view>/ for every view opened:
+ * <dt> (the source dtype), int8, and the lower views asked for */
 static node *build_model(qfs_ns *ns, qsv_version *v)
 {
 	builder b = { .ns = ns, .v = v };
 	node *top = new_node(ns, 0, v->id, "", v->name, 1, v);
 	int failed = !top;
-	for (int view = 0; view < 2 && !failed; view++) {
+	for (int view = 0; view < QS_N_VIEWS && !failed; view++) {
+		if (!qs_view_dir(v->c, (qs_view)view))
+			continue;
 		ssize_t single = qs_single_file(v->c, (qs_view)view, NULL);
 		snprintf(b.key, sizeof(b.key), "single/%d", view);
 		failed = (single >= 0 && !add_file(&b, top, qs_single_file_name(v->c, (qs_view)view), view, single))

@@ -18,7 +18,7 @@
 
 /* what the command line said, as text: validated like the file's values */
 struct cmdline {
-	char *cache_size, *prefetch_max, *log_level, *ceiling, *config, *workers, *readahead_kb;
+	char *cache_size, *prefetch_max, *log_level, *ceiling, *config, *workers, *readahead_kb, *lower_views;
 	char *backing;
 	int n_nonopt;
 };
@@ -27,7 +27,7 @@ struct cmdline {
 static const struct fuse_opt qfs_opts[] = {
 	OPT("cache_size=%s", cache_size), OPT("prefetch_max=%s", prefetch_max), OPT("log_level=%s", log_level),
 	OPT("workers=%s", workers), OPT("readahead_kb=%s", readahead_kb), OPT("ceiling=%s", ceiling),
-	OPT("config=%s", config), FUSE_OPT_END
+	OPT("config=%s", config), OPT("lower_views=%s", lower_views), FUSE_OPT_END
 };
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
@@ -45,12 +45,15 @@ static void usage(const char *prog)
 {
 	printf("usage: %s BACKING_DIR MOUNTPOINT [-o opt[,opt...]] [-f] [-d]\n\n"
 	       "Mounts every NAME.qst of BACKING_DIR as NAME/ with model-<dtype>.safetensors,\n"
-	       "model-int8.safetensors, <dtype>/ and int8/, read-only, decoding on demand.\n\n"
+	       "model-int8.safetensors, <dtype>/ and int8/ (and model-int4.safetensors and int4/,\n"
+	       "see lower_views), read-only, decoding on demand.\n\n"
 	       "qstorefs options:\n"
 	       "    -o cache_size=BYTES     decoded-chunk cache (default 64M; K/M/G/T suffixes)\n"
 	       "    -o prefetch_max=BYTES   largest sequential prefetch window (default 64M; 0 = off)\n"
 	       "    -o workers=N            prefetch threads (default: number of CPUs)\n"
 	       "    -o readahead_kb=N       kernel readahead of the mount (default 4096)\n"
+	       "    -o lower_views=LIST     views derived from the INT8 codes to present: int2..int7\n"
+	       "                            separated by ':' (int4:int3), all or none (default int4)\n"
 	       "    -o log_level=LEVEL      error, warning, info (default) or debug\n"
 	       "    -o config=PATH          configuration file (default /etc/qstorefs.conf if it exists;\n"
 	       "                            command-line options win; SIGHUP re-reads it)\n"
@@ -63,8 +66,9 @@ static void usage(const char *prog)
 /* The command line's values through the configuration validator. */
 static int cmdline_conf(const struct cmdline *cl, qfs_conf *c)
 {
-	const char *keys[] = { "cache_size", "prefetch_max", "log_level", "workers", "readahead_kb" };
-	const char *vals[] = { cl->cache_size, cl->prefetch_max, cl->log_level, cl->workers, cl->readahead_kb };
+	const char *keys[] = { "cache_size", "prefetch_max", "log_level", "workers", "readahead_kb", "lower_views" };
+	const char *vals[] = { cl->cache_size, cl->prefetch_max, cl->log_level, cl->workers, cl->readahead_kb,
+			       cl->lower_views };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (vals[i] && qfs_conf_set(c, keys[i], vals[i])) {
 			fprintf(stderr, "qstorefs: bad value for %s: '%s' (%s)\n", keys[i], vals[i], qfs_conf_hint(keys[i]));
@@ -84,6 +88,8 @@ static void merge(qfs_conf *cmd, const qfs_conf *f)
 		cmd->workers = f->workers, cmd->has_workers = 1;
 	if (!cmd->has_readahead_kb && f->has_readahead_kb)
 		cmd->readahead_kb = f->readahead_kb, cmd->has_readahead_kb = 1;
+	if (!cmd->has_lower_views && f->has_lower_views)
+		cmd->lower_views = f->lower_views, cmd->has_lower_views = 1;
 	if (!cmd->has_log_level && f->has_log_level)
 		cmd->log_level = f->log_level, cmd->has_log_level = 1;
 }
@@ -179,6 +185,7 @@ static int settle(qfs_options *o, const qfs_conf *c, const struct cmdline *cl, c
 	o->prefetch_max = c->has_prefetch_max ? c->prefetch_max : 64ull << 20;
 	o->workers = c->has_workers ? c->workers : cpus > 0 ? (unsigned)cpus : 1;
 	o->readahead_kb = c->has_readahead_kb ? c->readahead_kb : 4096;
+	o->lower_views = c->has_lower_views ? c->lower_views : QS_OPEN_INT(4);
 	o->log_level = cmd->debug ? QSV_DEBUG : c->has_log_level ? c->log_level : QSV_INFO;
 	o->foreground = cmd->foreground;
 	o->max_threads = cmd->max_threads ? cmd->max_threads : 16;
@@ -231,7 +238,7 @@ int qfs_options_parse(struct fuse_args *args, qfs_options *o)
 	}
 	free(cmd.mountpoint);
 	free(cl.cache_size); free(cl.prefetch_max); free(cl.log_level); free(cl.ceiling);
-	free(cl.config); free(cl.workers); free(cl.readahead_kb); free(cl.backing);
+	free(cl.config); free(cl.workers); free(cl.readahead_kb); free(cl.lower_views); free(cl.backing);
 	qfs_conf_free(&c);
 	qfs_conf_free(&fc);
 	return rc;

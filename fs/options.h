@@ -17,6 +17,7 @@ typedef struct qfs_options {
 	uint64_t prefetch_max;     /* -o prefetch_max= (bytes) */
 	unsigned workers;          /* -o workers=: prefetch threads */
 	unsigned readahead_kb;     /* -o readahead_kb=: kernel readahead of the mount */
+	unsigned lower_views;      /* -o lower_views=: QS_OPEN_INT flags (default int4) */
 	unsigned max_threads;      /* FUSE request threads */
 	uint64_t ceiling;          /* -o ceiling=: size of /.qstorefs/ceiling, a file of
 	                              zeros served from memory (measures FUSE alone) */

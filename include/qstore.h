@@ -116,7 +116,17 @@ typedef struct qs_reader qs_reader;
 typedef enum qs_view {
 	QS_VIEW_HIGH = 0,   /* the source files, byte for byte */
 	QS_VIEW_INT8 = 1,   /* the compressed-tensors INT8 model directory */
+	/* Lower precisions, generated at open from the INT8 codes and row
+	 * scales alone (nothing is stored for them; FORMAT.md section 7): the
+	 * view of N-bit codes is number N.  Each exists only when the
+	 * container was opened with QS_OPEN_INT(N); INT4 is W4A16 with groups
+	 * of 128 along the input dimension, the others are per channel. */
+	QS_VIEW_INT2 = 2, QS_VIEW_INT3 = 3, QS_VIEW_INT4 = 4,
+	QS_VIEW_INT5 = 5, QS_VIEW_INT6 = 6, QS_VIEW_INT7 = 7,
 } qs_view;
+#define QS_N_VIEWS 8
+/* the group size of the INT4 view's scales (along a row) */
+#define QS_INT4_GROUP 128
 
 enum qs_open_flags {
 	/* Also build each view's single-file view: one safetensors file holding
@@ -124,6 +134,10 @@ enum qs_open_flags {
 	 * qs_single_file).  Costs one read of each shard header at open. */
 	QS_OPEN_SINGLE_FILE = 1,
 };
+/* Also present the N-bit view (2 <= N <= 7).  Costs one read of each INT8
+ * shard header, config.json and shard index at open. */
+#define QS_OPEN_INT(n) (1u << (8 + (n)))
+#define QS_OPEN_LOW_VIEWS (0x3fu << 10)   /* every QS_OPEN_INT(n) */
 
 /* Open and validate a container: magic, version, trailer, index hash and every
  * table bound.  No tensor data is decoded.  Returns NULL with *err on
@@ -139,7 +153,8 @@ typedef struct qs_file_info {
 	const char *path;         /* relative path, '/'-separated, validated */
 	uint64_t size;
 	uint8_t sha256[32];       /* recorded at pack time */
-	int has_sha256;           /* 0 for files generated at open (single-file views) */
+	int has_sha256;           /* 0 for files generated at open (single-file and lower views) */
+	int merged;               /* the single-file view generated from shards: not in the view's directory */
 } qs_file_info;
 
 typedef struct qs_tensor_info {
@@ -160,6 +175,7 @@ typedef struct qs_summary {
 	uint64_t container_bytes;
 	uint64_t high_bytes;           /* sum of high view file sizes */
 	uint64_t int8_bytes;           /* sum of int8 view file sizes */
+	uint64_t low_bytes[QS_N_VIEWS];  /* [N]: sum of the intN view's file sizes (views opened) */
 	double floor_bytes;            /* entropy floor, see FORMAT.md */
 	uint64_t n_chunks;
 	uint64_t n_tensors;
@@ -185,9 +201,17 @@ QS_API size_t qs_tensor_count(const qs_container *c);
 QS_API int qs_tensor_get(const qs_container *c, size_t i, qs_tensor_info *out);
 
 /* The directory name a view is presented under: "bf16", "fp16" or "fp32"
- * (from the source dtype) for the high view, "int8" for the INT8 view;
- * NULL for a bad view. */
+ * (from the source dtype) for the high view, "int8" for the INT8 view,
+ * "intN" for a lower one; NULL for a bad view or one not opened. */
 QS_API const char *qs_view_dir(const qs_container *c, qs_view view);
+/* Why the lower view V, asked for at open, is absent (its INT8 view could
+ * not give it: the message names the container and the file), or NULL. */
+QS_API const char *qs_view_missing(const qs_container *c, qs_view v);
+/* A view's name in options and messages: "high", "int8", "int2".."int7";
+ * NULL for a bad view. */
+QS_API const char *qs_view_name(qs_view view);
+/* The view a name means (as qs_view_name gives them), or -1. */
+QS_API int qs_view_parse(const char *name);
 /* The name of a view's single-file view: "model-<qs_view_dir>.safetensors". */
 QS_API const char *qs_single_file_name(const qs_container *c, qs_view view);
 /* Index of the view's single safetensors file: the one weight file of an
@@ -230,6 +254,10 @@ QS_API char *qs_info_json(const qs_container *c, qs_error *err);
 
 /* ---- small utilities shared by the tools ------------------------------- */
 
+/* A list of lower views, "int4,int2" or "int4:int2" (intN, 2 <= N <= 7,
+ * separated by ',' or ':', which a FUSE -o option needs), "all" or "none", into the QS_OPEN_INT flags *out.  0, or -1 for anything
+ * else (an empty or repeated entry, int8, int1...). */
+QS_API int qs_parse_low_views(const char *list, unsigned *out);
 /* "123", "4K", "64M", "4G", "1T" (powers of 1024; lower case accepted) into
  * *out.  0, or -1 for anything else, including a value above 2^64 - 1. */
 QS_API int qs_parse_bytes(const char *s, uint64_t *out);

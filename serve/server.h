@@ -38,6 +38,8 @@ typedef struct qsv_server {
 	qsv_cache *cache;
 	qsv_prefetcher *pf;
 	qsv_counters n;
+	unsigned low_views;                  /* QS_OPEN_INT flags: the lower views each
+					      * version presents (set before the first open) */
 	atomic_uint_fast64_t prefetch_max;   /* SIGHUP may change it: atomic */
 	atomic_uint_fast64_t next_gen;       /* version generations */
 	pthread_key_t io_key;                /* per-thread io_uring + span buffers */

@@ -13,7 +13,7 @@
 qsv_version *qsv_version_open(qsv_server *s, const char *name, const char *path, const struct stat *st,
 			      qs_error *err)
 {
-	qs_container *c = qs_open_ex(path, QS_OPEN_SINGLE_FILE, err);
+	qs_container *c = qs_open_ex(path, QS_OPEN_SINGLE_FILE | s->low_views, err);
 	if (!c)
 		return NULL;
 	qsv_version *v = calloc(1, sizeof(*v));
@@ -32,9 +32,11 @@ qsv_version *qsv_version_open(qsv_server *s, const char *name, const char *path,
 	v->gen = atomic_fetch_add(&s->next_gen, 1);
 	v->id = ((uint64_t)st->st_dev * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)st->st_ino * 0xC2B2AE3D27D4EB4Full)
 		^ ((uint64_t)st->st_mtim.tv_sec * 1000000007ull + (uint64_t)st->st_mtim.tv_nsec) ^ (uint64_t)st->st_size;
-	for (int w = 0; w < 2; w++) {
+	for (int w = 0; w < QS_N_VIEWS; w++) {
 		const char *why;
-		if (qs_single_file(c, (qs_view)w, &why) < 0 && why)
+		if (qs_view_missing(c, (qs_view)w))
+			qsv_logf(s->log, QSV_WARN, "no %s view: %s", qs_view_name((qs_view)w), qs_view_missing(c, (qs_view)w));
+		if (qs_view_dir(c, (qs_view)w) && qs_single_file(c, (qs_view)w, &why) < 0 && why)
 			qsv_logf(s->log, QSV_WARN, "%s: no single-file %s view: %s", path, qs_view_dir(c, (qs_view)w), why);
 	}
 	pthread_mutex_init(&v->mu, NULL);

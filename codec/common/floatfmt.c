@@ -64,6 +64,16 @@ uint32_t qs_scale_for(const qs_fmtinfo *f, float absmax)
 	return s;
 }
 
+uint32_t qs_fmt_round(const qs_fmtinfo *f, float v)
+{
+	uint32_t lo = mag_floor(f, (double)v);
+	if (lo >= f->magmax)
+		return f->magmax;
+	/* both neighbours and v are binary32 values: the differences are exact */
+	double below = (double)v - (double)qs_to_f32(f, lo), above = (double)qs_to_f32(f, lo + 1) - (double)v;
+	return below < above ? lo : above < below ? lo + 1 : lo + (lo & 1);
+}
+
 /* smallest magnitude m with rint(m/s) >= k; magmax+1 if none */
 static uint32_t first_at_least(const qs_fmtinfo *f, float s, int k)
 {

@@ -74,6 +74,9 @@ static inline int qs_is_finite(const qs_fmtinfo *f, uint32_t bits)
 
 /* Scale bits for a row whose largest |w| is absmax (finite, >= 0). */
 uint32_t qs_scale_for(const qs_fmtinfo *f, float absmax);
+/* The float of format f nearest to v (finite, >= 0), ties to even: the
+ * lower views' scales (FORMAT.md section 7). */
+uint32_t qs_fmt_round(const qs_fmtinfo *f, float v);
 
 /* rint(fl32(v/s)) with |v/s| clamped to 200 first so that the rounding trick
  * below stays exact; s > 0. */

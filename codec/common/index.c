@@ -7,14 +7,37 @@
 
 #include "internal.h"
 
-uint64_t qs_face_esize(const qs_stream *s, int face)
+uint64_t qs_face_unit(const qs_stream *s, int face)
 {
-	return face == QS_FACE_Q ? 1 : s->esize;
+	return face >= QS_FACE_LOW ? s->cols : 1;
+}
+
+uint64_t qs_face_unit_bytes(const qs_stream *s, int face)
+{
+	unsigned n = qs_face_bits(face);
+	if (face == QS_FACE_HIGH)
+		return s->esize;
+	if (face == QS_FACE_Q)
+		return 1;
+	if (qs_face_is_scale(face))   /* one scale per group (INT4) or per row */
+		return (n == 4 ? s->cols / QS_INT4_GROUP : 1) * s->esize;
+	return (s->cols * n + 31) / 32 * 4;   /* a row of 32-bit words (FORMAT.md 7.2) */
 }
 
 uint64_t qs_face_bytes(const qs_stream *s, int face)
 {
-	return s->elems * qs_face_esize(s, face);
+	return s->elems / qs_face_unit(s, face) * qs_face_unit_bytes(s, face);
+}
+
+uint64_t qs_face_chunk_bytes(const qs_stream *s, int face, uint64_t k)
+{
+	return qs_chunk_elems(s, k) / qs_face_unit(s, face) * qs_face_unit_bytes(s, face);
+}
+
+int qs_low_ok(const qs_stream *s, unsigned n)
+{
+	return s->kind == QS_STREAM_QUANT && s->cols && s->chunk_elems % s->cols == 0
+		&& (n != 4 || s->cols % QS_INT4_GROUP == 0);
 }
 
 size_t qs_chunk_elems(const qs_stream *s, uint64_t k)
@@ -25,14 +48,24 @@ size_t qs_chunk_elems(const qs_stream *s, uint64_t k)
 
 void qs_index_assign_keys(qs_index *ix)
 {
+	memset(ix->face_slot, 0, sizeof(ix->face_slot));
+	ix->face_slot[QS_FACE_Q] = 1;
+	ix->n_slots = 2;
+	for (unsigned n = 2; n <= 7; n++)
+		if (ix->low_views >> n & 1) {
+			ix->face_slot[QS_FACE_PACK(n)] = (uint8_t)ix->n_slots++;
+			ix->face_slot[QS_FACE_SCALE(n)] = (uint8_t)ix->n_slots++;
+		}
 	uint64_t next = 0;
 	for (size_t i = 0; i < ix->n_streams; i++) {
 		qs_stream *s = &ix->streams[i];
 		s->key_base = next;
-		next += s->n_chunks * (s->kind == QS_STREAM_QUANT ? 2 : 1);
+		next += s->n_chunks * (s->kind == QS_STREAM_QUANT ? ix->n_slots : 1);
 	}
 	ix->n_keys = next;
 }
+
+const char *const qs_view_names[QS_N_VIEWS] = { "high", "int8", "int2", "int3", "int4", "int5", "int6", "int7" };
 
 const char *qs_stream_name(const qs_index *ix, uint64_t stream)
 {
@@ -46,7 +79,7 @@ void qs_index_free(qs_index *ix)
 		free(ix->streams[i].mem);
 		free(ix->streams[i].mem_hash);
 	}
-	for (int v = 0; v < 2; v++) {
+	for (int v = 0; v < QS_N_VIEWS; v++) {
 		for (size_t i = 0; i < ix->n_files[v]; i++)
 			free(ix->files[v][i].path);
 		free(ix->files[v]);
@@ -66,23 +99,23 @@ void qs_index_free(qs_index *ix)
 	memset(ix, 0, sizeof(*ix));
 }
 
-ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
-			      const size_t *parts, size_t n_parts, const uint64_t *skip, qs_error *err)
+uint64_t qs_extent_at(const qs_index *ix, const qs_vfile *f, uint64_t off)
 {
-	uint64_t need = 1;
-	for (size_t k = 0; k < n_parts; k++)
-		need += ix->files[v][parts[k]].n_extents;
-	qs_extent *ne = realloc(ix->extents, (ix->n_extents + need) * sizeof(qs_extent));
-	if (ne)
-		ix->extents = ne;
-	char *path = strdup(name);
-	size_t scap = ix->n_streams, fcap = ix->n_files[v];   /* exact: every append reallocates */
-	if (!ne || !path || qs_grow((void **)&ix->streams, &scap, ix->n_streams + 1, sizeof(qs_stream))
-	    || qs_grow((void **)&ix->files[v], &fcap, ix->n_files[v] + 1, sizeof(qs_vfile))) {
-		free(path);
-		free(mem);
-		return qs_fail(err, ENOMEM, "out of memory");
+	uint64_t lo = f->first_extent, hi = f->first_extent + f->n_extents;
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (ix->extents[mid].file_off <= off)
+			lo = mid;
+		else
+			hi = mid;
 	}
+	return lo;
+}
+
+/* A new in-memory stream of MEM_LEN bytes (owned) at ix->streams[n_streams],
+ * not yet counted. */
+static int add_mem_stream(qs_index *ix, const char *name, uint8_t *mem, uint64_t mem_len)
+{
 	uint64_t chunk = ix->max_chunk_bytes ? ix->max_chunk_bytes : mem_len;
 	if (chunk > mem_len)
 		chunk = mem_len;
@@ -104,35 +137,92 @@ ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *me
 	if (!s->name || !s->mem_hash) {
 		free(s->name);
 		free(s->mem_hash);
+		return -1;
+	}
+	for (uint64_t k = 0; k < s->n_chunks; k++)
+		s->mem_hash[k] = XXH3_64bits(mem + k * s->chunk_elems, qs_chunk_elems(s, k));
+	return 0;
+}
+
+ssize_t qs_index_add_gen_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
+			      const qs_extent *x, size_t nx, const uint8_t *sha256, qs_error *err)
+{
+	qs_extent *ne = realloc(ix->extents, (ix->n_extents + nx + 1) * sizeof(qs_extent));
+	if (ne)
+		ix->extents = ne;
+	/* exact sizes (every append reallocates): a daemon keeps these arrays
+	 * for every container, and doubling them costs more than the copies */
+	qs_stream *ns = realloc(ix->streams, (ix->n_streams + 1) * sizeof(qs_stream));
+	if (ns)
+		ix->streams = ns;
+	qs_vfile *nf = realloc(ix->files[v], (ix->n_files[v] + 1) * sizeof(qs_vfile));
+	if (nf)
+		ix->files[v] = nf;
+	char *path = strdup(name);
+	if (!ne || !ns || !nf || !path) {
 		free(path);
 		free(mem);
 		return qs_fail(err, ENOMEM, "out of memory");
 	}
-	for (uint64_t k = 0; k < s->n_chunks; k++)
-		s->mem_hash[k] = XXH3_64bits(mem + k * s->chunk_elems, qs_chunk_elems(s, k));
+	/* generated text grew geometrically: keep only its bytes (a daemon
+	 * holds one such stream per generated file of every container) */
+	uint8_t *fit = mem ? realloc(mem, mem_len ? mem_len : 1) : NULL;
+	if (fit)
+		mem = fit;
+	if (mem && add_mem_stream(ix, name, mem, mem_len)) {
+		free(path);
+		free(mem);
+		return qs_fail(err, ENOMEM, "out of memory");
+	}
 	qs_vfile *f = &ix->files[v][ix->n_files[v]];
 	memset(f, 0, sizeof(*f));
 	f->path = path;
-	f->derived = 1;
+	f->derived = !sha256;
+	if (sha256)
+		memcpy(f->sha256, sha256, 32);
 	f->first_extent = ix->n_extents;
-	ix->extents[ix->n_extents++] = (qs_extent){ 0, mem_len, (uint32_t)ix->n_streams, QS_FACE_HIGH, 0 };
-	f->n_extents = 1;
-	f->size = mem_len;
-	/* each part's extents after its first skip[k] bytes (its header) */
+	for (size_t i = 0; i < nx; i++) {
+		if (!x[i].len)
+			continue;
+		qs_extent e = x[i];
+		e.file_off = f->size;
+		if (e.stream == QS_GEN_MEM)
+			e.stream = (uint32_t)ix->n_streams;
+		ix->extents[ix->n_extents++] = e;
+		f->n_extents++;
+		f->size += e.len;
+	}
+	ix->n_streams += mem != NULL;
+	qs_index_assign_keys(ix);
+	return (ssize_t)ix->n_files[v]++;
+}
+
+ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
+			      const size_t *parts, size_t n_parts, const uint64_t *skip, qs_error *err)
+{
+	/* MEM first, then each part's extents after its first skip[k] bytes
+	 * (its header) */
+	uint64_t need = 1;
+	for (size_t k = 0; k < n_parts; k++)
+		need += ix->files[v][parts[k]].n_extents;
+	qs_extent *x = malloc(need * sizeof(qs_extent));
+	if (!x) {
+		free(mem);
+		return qs_fail(err, ENOMEM, "out of memory");
+	}
+	size_t nx = 0;
+	x[nx++] = (qs_extent){ 0, mem_len, QS_GEN_MEM, QS_FACE_HIGH, 0 };
 	for (size_t k = 0; k < n_parts; k++) {
 		const qs_vfile *pf = &ix->files[v][parts[k]];
 		for (uint64_t i = 0; i < pf->n_extents; i++) {
-			qs_extent x = ix->extents[pf->first_extent + i];
-			if (x.file_off + x.len <= skip[k])
+			qs_extent e = ix->extents[pf->first_extent + i];
+			if (e.file_off + e.len <= skip[k])
 				continue;
-			uint64_t cut = x.file_off < skip[k] ? skip[k] - x.file_off : 0;
-			ix->extents[ix->n_extents++] = (qs_extent){ f->size, x.len - cut, x.stream, x.face,
-								    x.stream_off + cut };
-			f->n_extents++;
-			f->size += x.len - cut;
+			uint64_t cut = e.file_off < skip[k] ? skip[k] - e.file_off : 0;
+			x[nx++] = (qs_extent){ 0, e.len - cut, e.stream, e.face, e.stream_off + cut };
 		}
 	}
-	ix->n_streams++;
-	qs_index_assign_keys(ix);
-	return (ssize_t)ix->n_files[v]++;
+	ssize_t rc = qs_index_add_gen_file(ix, v, name, mem, mem_len, x, nx, NULL, err);
+	free(x);
+	return rc;
 }

@@ -32,7 +32,24 @@ enum qs_stream_kind {
 enum qs_face {
 	QS_FACE_HIGH = 0,     /* the original bytes of the stream */
 	QS_FACE_Q = 1,        /* QUANT only: one signed INT8 code per element */
+	/* QUANT only, never stored (the lower views, lowview.c; FORMAT.md
+	 * section 7): QS_FACE_PACK(n) is a chunk's rows of n-bit codes packed
+	 * as compressed-tensors packs them, QS_FACE_SCALE(n) their scales.
+	 * Both need chunks of whole rows (qs_low_ok). */
+	QS_FACE_LOW = 2,
 };
+#define QS_FACE_PACK(n) (QS_FACE_LOW + 2 * ((n) - 2))
+#define QS_FACE_SCALE(n) (QS_FACE_PACK(n) + 1)
+#define QS_N_FACES (QS_FACE_LOW + 12)
+/* The bit width of a lower face (2..7), or 0 for HIGH and Q. */
+static inline unsigned qs_face_bits(int face)
+{
+	return face >= QS_FACE_LOW && face < QS_N_FACES ? 2 + (unsigned)(face - QS_FACE_LOW) / 2 : 0;
+}
+static inline int qs_face_is_scale(int face)
+{
+	return face >= QS_FACE_LOW && (face - QS_FACE_LOW) % 2 == 1;
+}
 
 
 typedef struct qs_stream {
@@ -71,7 +88,8 @@ typedef struct qs_vfile {
 	uint64_t size;
 	uint8_t sha256[32];
 	uint64_t first_extent, n_extents;
-	int derived;           /* built at open (merged.c): no recorded SHA-256 */
+	int derived;           /* built at open (merged.c, lowview.c): no recorded SHA-256 */
+	int merged;            /* merged.c's single file of a sharded view */
 } qs_vfile;
 
 typedef struct qs_tensor {
@@ -89,7 +107,7 @@ typedef struct qs_index {
 	qs_stream *streams; size_t n_streams;
 	qs_chunk *chunks; size_t n_chunks;
 	qs_extent *extents; size_t n_extents;
-	qs_vfile *files[2]; size_t n_files[2];
+	qs_vfile *files[QS_N_VIEWS]; size_t n_files[QS_N_VIEWS];   /* 0, 1 stored; the rest generated */
 	qs_tensor *tensors; size_t n_tensors;
 	char *source_dtype;
 	double floor_bytes;
@@ -98,6 +116,13 @@ typedef struct qs_index {
 	uint64_t max_chunk_bytes;   /* largest decoded chunk face */
 	uint64_t max_parts_bytes;   /* largest len_a + len_b */
 	uint64_t n_keys;            /* chunk keys in use (qs_index_assign_keys) */
+	/* faces with keys: a QUANT stream's chunks of face F take keys
+	 * [key_base + face_slot[F] * n_chunks, ... + n_chunks); other streams
+	 * have slot 0 (HIGH) only.  HIGH and Q always, the lower faces of the
+	 * views opened. */
+	uint8_t face_slot[QS_N_FACES];
+	unsigned n_slots;
+	unsigned low_views;         /* bit N: view N is generated (lowview.c) */
 } qs_index;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -137,20 +162,36 @@ void qs_strbuf_add(qs_strbuf *b, const char *s, size_t n);
 
 /* ---- index helpers (index.c) ------------------------------------------- */
 
-uint64_t qs_face_esize(const qs_stream *s, int face);
+/* A face is decoded in units: one element for HIGH and Q, one row for the
+ * lower faces.  qs_face_unit: elements per unit; qs_face_unit_bytes: the
+ * bytes a unit decodes to; qs_face_bytes: the whole face; qs_face_chunk_bytes:
+ * chunk K's face (a chunk of a lower face holds whole rows). */
+uint64_t qs_face_unit(const qs_stream *s, int face);
+uint64_t qs_face_unit_bytes(const qs_stream *s, int face);
 uint64_t qs_face_bytes(const qs_stream *s, int face);
+uint64_t qs_face_chunk_bytes(const qs_stream *s, int face, uint64_t k);
+/* Can the N-bit view present QUANT stream S packed?  Its chunks must hold
+ * whole rows, and INT4's rows whole groups of QS_INT4_GROUP. */
+int qs_low_ok(const qs_stream *s, unsigned n);
 /* Elements in chunk K of S (the last chunk may be short). */
 size_t qs_chunk_elems(const qs_stream *s, uint64_t k);
-/* Give every (stream, face, chunk) a dense key: a stream's HIGH face chunks
- * take [key_base, key_base + n_chunks), a QUANT stream's codes the next
- * n_chunks.  Called after validation and after streams are added. */
+/* Give every (stream, face, chunk) a dense key (see face_slot); the lower
+ * faces of the views in ix->low_views get keys too.  Called after
+ * validation and again whenever streams are added. */
 void qs_index_assign_keys(qs_index *ix);
+/* The key of chunk K of FACE of stream S. */
+static inline uint64_t qs_chunk_key(const qs_index *ix, const qs_stream *s, int face, uint64_t k)
+{
+	return s->key_base + (uint64_t)ix->face_slot[face] * s->n_chunks + k;
+}
 void qs_index_free(qs_index *ix);
 /* A relative path is acceptable if it has no empty, "." or ".." component,
  * no leading '/', no NUL or control characters and is at most 4095 bytes. */
 int qs_path_ok(const char *path);
 /* Does S end with SUFFIX? */
 int qs_ends_with(const char *s, const char *suffix);
+/* Each view's name (qs_view_name): "high", "int8", "int2".."int7". */
+extern const char *const qs_view_names[QS_N_VIEWS];
 /* Name of the tensor (or file) a stream belongs to, for error messages. */
 const char *qs_stream_name(const qs_index *ix, uint64_t stream);
 
@@ -159,6 +200,16 @@ const char *qs_stream_name(const qs_index *ix, uint64_t stream);
  * Returns the new file's index. */
 ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
 			      const size_t *parts, size_t n_parts, const uint64_t *skip, qs_error *err);
+/* Append a generated file to view V: extents X[0..nx) in file order (their
+ * file_off is ignored), where stream QS_GEN_MEM means MEM (owned; becomes an
+ * in-memory stream unless NULL) at stream_off.  SHA256: the file's recorded
+ * hash when its bytes are a stored file's, else NULL.  Returns the new
+ * file's index. */
+#define QS_GEN_MEM UINT32_MAX
+ssize_t qs_index_add_gen_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
+			      const qs_extent *x, size_t nx, const uint8_t *sha256, qs_error *err);
+/* The last extent of F that starts at or before OFF (F has extents). */
+uint64_t qs_extent_at(const qs_index *ix, const qs_vfile *f, uint64_t off);
 
 /* Monotonic seconds. */
 double qs_now(void);

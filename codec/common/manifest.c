@@ -11,7 +11,7 @@
 #include "codecs.h"
 #include "internal.h"
 
-static const char *VIEW_KEY[2] = { "high", "int8" };
+#define VIEW_KEY qs_view_names
 
 /* ---- one record each ------------------------------------------------------
  * The manifest is JSON Lines: a header object, then one object per stream,

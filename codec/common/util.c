@@ -184,3 +184,25 @@ void qs_tick_end(qs_ticker *t)
 	if (t->p && t->p->fn)
 		t->p->fn(t->p->ctx, t->total, t->total);
 }
+
+int qs_parse_low_views(const char *list, unsigned *out)
+{
+	if (!list)
+		return -1;
+	if (!strcmp(list, "none") || !strcmp(list, "all")) {
+		*out = list[0] == 'a' ? QS_OPEN_LOW_VIEWS : 0;
+		return 0;
+	}
+	unsigned got = 0;
+	for (const char *p = list;; p += 5) {
+		/* exactly "intN" then ',' or ':' or the end */
+		if (strncmp(p, "int", 3) || p[3] < '2' || p[3] > '7' || (p[4] && p[4] != ',' && p[4] != ':')
+		    || got & QS_OPEN_INT(p[3] - '0'))
+			return -1;
+		got |= QS_OPEN_INT(p[3] - '0');
+		if (!p[4])
+			break;
+	}
+	*out = got;
+	return 0;
+}

@@ -17,12 +17,53 @@ struct qs_container {
 	qs_index *ix;
 	qs_index own;
 	const qs_dec_kernels *kernels;
-	/* per view: directory name, single-file view (index or -1, and why not) */
-	const char *dir[2];
-	char single_name[2][48];
-	ssize_t single[2];
-	char *single_why[2];
+	/* per view: directory name (NULL: view not opened), single-file view
+	 * (index or -1, and why not) */
+	const char *dir[QS_N_VIEWS];
+	char single_name[QS_N_VIEWS][48];
+	ssize_t single[QS_N_VIEWS];
+	char *single_why[QS_N_VIEWS];
+	char *low_why[QS_N_VIEWS];   /* a lower view asked for but absent: why */
+	/* lowface.c: with the INT4 view open, the group maxima of each chunk
+	 * (by global chunk number) once a decode has worked them out, so that
+	 * its scale face needs no codes; bounded by QS_GMAX_BUDGET in all.  The
+	 * array itself comes with the first maxima kept. */
+	struct qs_gmax *_Atomic *_Atomic gmax;
+	_Atomic uint64_t gmax_bytes;
 };
+
+/* merged.c: the header of safetensors file FI of view V, parsed into *ST
+ * (its length, 8 + N, into *HLEN), taking 8 + N from *BUDGET: open decodes
+ * such headers, and what a container may make it decode is bounded by its
+ * own size (QS_OPEN_READ_BUDGET; real headers are well under 1% of it). */
+#define QS_OPEN_READ_BUDGET(ix) ((16ull << 20) + 8 * (ix)->container_bytes)
+struct qs_st_file;
+int qs_read_st_header(qs_container *c, qs_reader *r, int v, size_t fi, struct qs_st_file *st, uint64_t *hlen,
+		      uint64_t *budget, qs_error *err);
+
+/* lowview.c: generate the lower views FLAGS asks for (QS_OPEN_INT) from the
+ * INT8 view.  Fails only when out of memory or on a damaged INT8 view. */
+int qs_low_views_init(qs_container *c, unsigned flags, qs_error *err);
+void qs_low_views_free(qs_container *c);
+
+/* reader.c, for lowface.c: the INT8 codes of piece P's chunk (any face of a
+ * QUANT stream; SPAN holds what its Q face needs) into Q, checked; and the
+ * row scales (bits) of elements [e0, e0 + ne) of W. */
+struct qs_reader;
+ssize_t qs_reader_codes(qs_reader *r, const qs_piece *p, const uint8_t *span, int8_t *q, const char *file,
+			qs_error *err);
+const uint32_t *qs_reader_row_scales(qs_reader *r, const qs_stream *w, uint64_t e0, size_t ne, const char *file,
+				     qs_error *err);
+/* A buffer of N bytes kept by the reader for lowface.c (grown as needed). */
+uint8_t *qs_reader_lowbuf(qs_reader *r, size_t n, qs_error *err);
+qs_container *qs_reader_container(qs_reader *r);
+
+/* lowface.c: decode a lower face (PACK or SCALE of N bits) of a QUANT chunk. */
+ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
+		      const char *file, qs_error *err);
+/* Does the scale face of chunk K of S need the container's bytes?  Not when
+ * it comes from the row scales alone (per channel) or from kept maxima. */
+int qs_low_scale_needs_codes(const qs_container *c, const qs_stream *s, int face, uint64_t k);
 
 /* Wrap an index that is already in memory (the packer's): the container
  * neither frees the index nor closes FD. */

@@ -31,28 +31,32 @@ void qs_container_summary(const qs_container *c, qs_summary *o)
 		o->high_bytes += ix->files[QS_VIEW_HIGH][i].size;
 	for (size_t i = 0; i < ix->n_files[QS_VIEW_INT8]; i++)
 		o->int8_bytes += ix->files[QS_VIEW_INT8][i].size;
+	for (int v = QS_VIEW_INT2; v < QS_N_VIEWS; v++)
+		for (size_t i = 0; i < ix->n_files[v]; i++)
+			o->low_bytes[v] += ix->files[v][i].size;
 }
 
 size_t qs_file_count(const qs_container *c, qs_view v)
 {
-	return (unsigned)v <= 1 ? c->ix->n_files[v] : 0;
+	return (unsigned)v < QS_N_VIEWS ? c->ix->n_files[v] : 0;
 }
 
 int qs_file_get(const qs_container *c, qs_view v, size_t i, qs_file_info *o)
 {
-	if ((unsigned)v > 1 || i >= c->ix->n_files[v])
+	if ((unsigned)v >= QS_N_VIEWS || i >= c->ix->n_files[v])
 		return -1;
 	const qs_vfile *f = &c->ix->files[v][i];
 	o->path = f->path;
 	o->size = f->size;
 	memcpy(o->sha256, f->sha256, 32);
 	o->has_sha256 = !f->derived;
+	o->merged = f->merged;
 	return 0;
 }
 
 ssize_t qs_file_find(const qs_container *c, qs_view v, const char *path)
 {
-	for (size_t i = 0; (unsigned)v <= 1 && i < c->ix->n_files[v]; i++)
+	for (size_t i = 0; (unsigned)v < QS_N_VIEWS && i < c->ix->n_files[v]; i++)
 		if (!strcmp(c->ix->files[v][i].path, path))
 			return (ssize_t)i;
 	return -1;
@@ -60,19 +64,33 @@ ssize_t qs_file_find(const qs_container *c, qs_view v, const char *path)
 
 const char *qs_view_dir(const qs_container *c, qs_view v)
 {
-	return (unsigned)v <= 1 ? c->dir[v] : NULL;
+	return (unsigned)v < QS_N_VIEWS ? c->dir[v] : NULL;
+}
+
+const char *qs_view_name(qs_view v)
+{
+	return (unsigned)v < QS_N_VIEWS ? qs_view_names[v] : NULL;
+}
+
+int qs_view_parse(const char *name)
+{
+	for (int v = 0; name && v < QS_N_VIEWS; v++)
+		if (!strcmp(name, qs_view_names[v]))
+			return v;
+	return -1;
 }
 
 const char *qs_single_file_name(const qs_container *c, qs_view v)
 {
-	return (unsigned)v <= 1 ? c->single_name[v] : NULL;
+	return (unsigned)v < QS_N_VIEWS && c->dir[v] ? c->single_name[v] : NULL;
 }
 
 ssize_t qs_single_file(const qs_container *c, qs_view v, const char **why)
 {
+	int ok = (unsigned)v < QS_N_VIEWS && c->dir[v];
 	if (why)
-		*why = (unsigned)v <= 1 ? c->single_why[v] : NULL;
-	return (unsigned)v <= 1 ? c->single[v] : -1;
+		*why = ok ? c->single_why[v] : NULL;
+	return ok ? c->single[v] : -1;
 }
 
 const char *qs_container_path(const qs_container *c)
@@ -108,12 +126,17 @@ char *qs_info_json(const qs_container *c, qs_error *err)
 	qs_summary s;
 	const qs_index *ix = c->ix;
 	qs_container_summary(c, &s);
-	json_t *tensors = json_array(), *views = json_pack("{s:[], s:[]}", "high", "int8");
+	json_t *tensors = json_array(), *views = json_object();
 	for (size_t i = 0; i < ix->n_tensors; i++)
 		json_array_append_new(tensors, qs_json_tensor(&ix->tensors[i]));
-	for (int v = 0; v < 2; v++)
+	for (int v = 0; v < QS_N_VIEWS; v++) {
+		if (!c->dir[v])
+			continue;
+		json_t *files = json_array();
 		for (size_t i = 0; i < ix->n_files[v]; i++)
-			json_array_append_new(json_object_get(views, v ? "int8" : "high"), qs_json_file(&ix->files[v][i], v));
+			json_array_append_new(files, qs_json_file(&ix->files[v][i], v));
+		json_object_set_new(views, qs_view_names[v], files);
+	}
 	json_t *m = json_pack("{s:{s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:f, s:f}, s:o, s:o}", "summary",
 			      "container", c->path, "source_dtype", s.source_dtype ? s.source_dtype : "",
 			      "container_bytes", (json_int_t)s.container_bytes, "high_bytes", (json_int_t)s.high_bytes,

@@ -12,37 +12,23 @@
  * a QUANT chunk are part A, unless part A is the one byte QDRV (no codes
  * stored: they come from the floats of part B; any other part A of a
  * non-empty chunk is longer). */
-static void span_of(const qs_index *ix, const qs_stream *s, uint32_t face, uint64_t k, qs_piece *p)
+static void span_of(const qs_container *c, const qs_stream *s, uint32_t face, uint64_t k, qs_piece *p)
 {
-	if (s->kind == QS_STREAM_MEM) {
-		p->span_off = 0;
-		p->span_len = 0;
+	p->span_off = 0;
+	p->span_len = 0;
+	/* a lower face decodes the codes, but a scale face may need none */
+	if (s->kind == QS_STREAM_MEM || (qs_face_is_scale((int)face) && !qs_low_scale_needs_codes(c, s, (int)face, k)))
 		return;
-	}
-	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
+	const qs_chunk *ch = &c->ix->chunks[s->first_chunk + k];
 	p->span_off = ch->off;
 	int both = s->kind == QS_STREAM_QUANT && (face == QS_FACE_HIGH || ch->len_a == 1);
 	p->span_len = ch->len_a + (both ? ch->len_b : 0);
 }
 
-/* The last extent of F starting at or before OFF. */
-static uint64_t extent_at(const qs_index *ix, const qs_vfile *f, uint64_t off)
-{
-	uint64_t lo = f->first_extent, hi = f->first_extent + f->n_extents;
-	while (hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (ix->extents[mid].file_off <= off)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 size_t qs_map(const qs_container *c, qs_view v, size_t file, uint64_t off, uint64_t len, qs_piece *out, size_t max)
 {
 	const qs_index *ix = c->ix;
-	if ((unsigned)v > 1 || file >= ix->n_files[v])
+	if ((unsigned)v >= QS_N_VIEWS || file >= ix->n_files[v])
 		return 0;
 	const qs_vfile *f = &ix->files[v][file];
 	if (off >= f->size)
@@ -51,10 +37,10 @@ size_t qs_map(const qs_container *c, qs_view v, size_t file, uint64_t off, uint6
 		len = f->size - off;
 	uint64_t end = off + len, last = f->first_extent + f->n_extents;
 	size_t n = 0;
-	for (uint64_t x = extent_at(ix, f, off); off < end && n < max && x < last; x++) {
+	for (uint64_t x = qs_extent_at(ix, f, off); off < end && n < max && x < last; x++) {
 		const qs_extent *e = &ix->extents[x];
 		const qs_stream *s = &ix->streams[e->stream];
-		uint64_t cb = s->chunk_elems * qs_face_esize(s, (int)e->face);
+		uint64_t cb = s->chunk_elems / qs_face_unit(s, (int)e->face) * qs_face_unit_bytes(s, (int)e->face);
 		while (off < end && off < e->file_off + e->len && n < max) {
 			uint64_t so = e->stream_off + (off - e->file_off), k = so / cb, in = so % cb;
 			uint64_t take = cb - in;
@@ -63,9 +49,9 @@ size_t qs_map(const qs_container *c, qs_view v, size_t file, uint64_t off, uint6
 			if (take > end - off)
 				take = end - off;
 			qs_piece *p = &out[n++];
-			p->key = s->key_base + (e->face == QS_FACE_Q ? s->n_chunks : 0) + k;
-			p->decoded_size = qs_chunk_elems(s, k) * qs_face_esize(s, (int)e->face);
-			span_of(ix, s, e->face, k, p);
+			p->key = qs_chunk_key(ix, s, (int)e->face, k);
+			p->decoded_size = qs_face_chunk_bytes(s, (int)e->face, k);
+			span_of(c, s, e->face, k, p);
 			p->chunk_off = in;
 			p->len = take;
 			p->file_off = off;

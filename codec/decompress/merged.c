@@ -39,10 +39,8 @@ static size_t weight_files(const qs_index *ix, int v, size_t *out)
 	return n;
 }
 
-#define QS_MERGE_HEADER_BUDGET (16ull << 20)
-
-static int read_header(qs_container *c, qs_reader *r, int v, size_t fi, qs_st_file *st, uint64_t *hlen,
-		       qs_error *err)
+int qs_read_st_header(qs_container *c, qs_reader *r, int v, size_t fi, qs_st_file *st, uint64_t *hlen,
+		      uint64_t *budget, qs_error *err)
 {
 	const qs_vfile *f = &c->ix->files[v][fi];
 	uint8_t len8[8];
@@ -50,6 +48,10 @@ static int read_header(qs_container *c, qs_reader *r, int v, size_t fi, qs_st_fi
 	if (qs_read(r, (qs_view)v, fi, 0, len8, 8, err) != 8
 	    || qs_st_header_len(f->path, len8, f->size, &n, err))
 		return -1;
+	if (8 + n > *budget)
+		return qs_fail(err, EFBIG, "%s: '%s': shard headers hold more bytes than a %llu-byte container justifies",
+			       c->path, f->path, (unsigned long long)c->ix->container_bytes);
+	*budget -= 8 + n;
 	uint8_t *js = malloc(n);
 	if (!js)
 		return qs_fail(err, ENOMEM, "out of memory");
@@ -66,21 +68,12 @@ static int merged_header(qs_container *c, int v, const size_t *sh, size_t ns, qs
 			 qs_error *err)
 {
 	qs_reader *r = qs_reader_new(c, err);
-	uint64_t base = 0, total = 0;
+	uint64_t base = 0, budget = QS_OPEN_READ_BUDGET(c->ix);
 	int rc = r ? 0 : -1;
 	for (size_t k = 0; k < ns && !rc; k++) {
 		qs_st_file st;
-		if ((rc = read_header(c, r, v, sh[k], &st, &hlen[k], err)))
+		if ((rc = qs_read_st_header(c, r, v, sh[k], &st, &hlen[k], &budget, err)))
 			break;
-		/* open decodes these headers: what a container may make it decode is
-		 * bounded by its own size (real headers are well under 1% of it) */
-		total += hlen[k];
-		if (total > QS_MERGE_HEADER_BUDGET + 8 * c->ix->container_bytes) {
-			qs_st_free(&st);
-			rc = qs_fail(err, EFBIG, "shard headers hold %llu bytes, more than a %llu-byte container justifies",
-				     (unsigned long long)total, (unsigned long long)c->ix->container_bytes);
-			break;
-		}
 		if (k == 0)
 			qs_st_header_begin(b, st.metadata);
 		for (size_t i = 0; i < st.n; i++) {
@@ -115,6 +108,8 @@ static ssize_t single_file(qs_container *c, int v, int build, char **why)
 			free(b.p);
 		else   /* takes b.p, even when it fails */
 			rc = qs_index_add_mem_file(ix, v, c->single_name[v], (uint8_t *)b.p, b.len, shards, ns, hlen, &e);
+		if (rc >= 0)
+			ix->files[v][rc].merged = 1;
 	}
 	if (rc == -1 && e.code == ENOMEM)
 		rc = -2;
@@ -130,7 +125,9 @@ int qs_single_files_init(qs_container *c, int build, qs_error *err)
 	const char *dt = c->ix->source_dtype ? c->ix->source_dtype : "";
 	c->dir[QS_VIEW_HIGH] = !strcmp(dt, "F16") ? "fp16" : !strcmp(dt, "F32") ? "fp32" : "bf16";
 	c->dir[QS_VIEW_INT8] = "int8";
-	for (int v = 0; v < 2; v++) {
+	for (int v = 0; v < QS_N_VIEWS; v++) {
+		if (!c->dir[v])
+			continue;
 		snprintf(c->single_name[v], sizeof(c->single_name[v]), "model-%s.safetensors", c->dir[v]);
 		c->single[v] = single_file(c, v, build, &c->single_why[v]);
 		if (c->single[v] == -2)

@@ -157,7 +157,7 @@ qs_container *qs_open_ex(const char *path, unsigned flags, qs_error *err)
 		goto fail;
 	}
 	if (check_ends(c, (uint64_t)st.st_size, tr, err) || load_index(c, (uint64_t)st.st_size, tr, err)
-	    || qs_single_files_init(c, flags & QS_OPEN_SINGLE_FILE, err))
+	    || qs_low_views_init(c, flags, err) || qs_single_files_init(c, flags & QS_OPEN_SINGLE_FILE, err))
 		goto fail;
 	return c;
 fail:
@@ -174,8 +174,9 @@ void qs_close(qs_container *c)
 {
 	if (!c)
 		return;
-	free(c->single_why[0]);
-	free(c->single_why[1]);
+	for (int v = 0; v < QS_N_VIEWS; v++)
+		free(c->single_why[v]);
+	qs_low_views_free(c);
 	if (c->owns_index)
 		qs_index_free(&c->own);
 	if (c->fd >= 0 && c->owns_index)

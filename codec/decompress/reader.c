@@ -29,6 +29,8 @@ struct qs_reader {
 	uint8_t *sc_part, *sc_out;   /* sized to the scale chunks met so far */
 	size_t sc_part_cap, sc_out_cap;
 	uint64_t sc_key;        /* key of the scale chunk in sc_out, or UINT64_MAX */
+	uint8_t *low;           /* qs_reader_lowbuf: the codes under a lower face */
+	size_t low_cap;
 };
 
 qs_reader *qs_reader_new(qs_container *c, qs_error *err)
@@ -66,6 +68,7 @@ void qs_reader_free(qs_reader *r)
 	free(r->rows);
 	free(r->sc_part);
 	free(r->sc_out);
+	free(r->low);
 	free(r);
 }
 
@@ -208,15 +211,19 @@ static ssize_t decode_piece(qs_reader *r, const qs_piece *p, const void *span_in
 	const qs_index *ix = r->c->ix;
 	const uint8_t *span = span_in;
 	uint8_t *out = out_in;
-	if (p->stream >= ix->n_streams || p->face > QS_FACE_Q)
+	if (p->stream >= ix->n_streams || p->face >= QS_N_FACES)
 		return fail(r, p, file, "no such chunk", err);
 	const qs_stream *s = &ix->streams[p->stream];
-	if (p->chunk >= s->n_chunks || (p->face == QS_FACE_Q && s->kind != QS_STREAM_QUANT))
+	unsigned bits = qs_face_bits((int)p->face);
+	if (p->chunk >= s->n_chunks || (p->face != QS_FACE_HIGH && s->kind != QS_STREAM_QUANT)
+	    || (bits && (!(ix->low_views >> bits & 1) || !qs_low_ok(s, bits))))
 		return fail(r, p, file, "no such chunk", err);
 	if (out != r->out)
 		r->have_key = UINT64_MAX;   /* scratch is about to change */
 	if (s->kind == QS_STREAM_MEM)
 		return decode_mem(r, s, p, out, file, err);
+	if (bits)
+		return qs_decode_low(r, s, p, span, out, file, err);
 	if (s->kind == QS_STREAM_QUANT)
 		return decode_quant(r, s, p, span, out, file, err);
 	const qs_chunk *ch = &ix->chunks[s->first_chunk + p->chunk];
@@ -226,6 +233,34 @@ static ssize_t decode_piece(qs_reader *r, const qs_piece *p, const void *span_in
 	if (XXH3_64bits(out, bytes) != ch->hash_a)
 		return fail(r, p, file, "checksum mismatch", err);
 	return (ssize_t)bytes;
+}
+
+ssize_t qs_reader_codes(qs_reader *r, const qs_piece *p, const uint8_t *span, int8_t *q, const char *file,
+			qs_error *err)
+{
+	qs_piece pq = *p;
+	pq.face = QS_FACE_Q;
+	return decode_quant(r, &r->c->ix->streams[p->stream], &pq, span, (uint8_t *)q, file, err);
+}
+
+const uint32_t *qs_reader_row_scales(qs_reader *r, const qs_stream *w, uint64_t e0, size_t ne, const char *file,
+				     qs_error *err)
+{
+	return row_scales(r, w, e0, ne, file, err);
+}
+
+qs_container *qs_reader_container(qs_reader *r)
+{
+	return r->c;
+}
+
+uint8_t *qs_reader_lowbuf(qs_reader *r, size_t n, qs_error *err)
+{
+	if (qs_grow((void **)&r->low, &r->low_cap, n + 1, 1)) {
+		qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, n);
+		return NULL;
+	}
+	return r->low;
 }
 
 /* Every caller sized OUT from p->decoded_size: a decode that disagrees with
@@ -267,7 +302,7 @@ static const uint8_t *scale_chunk(qs_reader *r, uint64_t si, uint64_t k, const c
 {
 	const qs_index *ix = r->c->ix;
 	const qs_stream *s = &ix->streams[si];
-	qs_piece p = { .key = s->key_base + k, .stream = (uint32_t)si, .face = QS_FACE_HIGH, .chunk = k };
+	qs_piece p = { .key = qs_chunk_key(ix, s, QS_FACE_HIGH, k), .stream = (uint32_t)si, .face = QS_FACE_HIGH, .chunk = k };
 	if (r->sc_key == p.key)
 		return r->sc_out;
 	const qs_chunk *ch = &ix->chunks[s->first_chunk + k];
@@ -314,8 +349,9 @@ static const uint32_t *row_scales(qs_reader *r, const qs_stream *w, uint64_t e0,
 ssize_t qs_read(qs_reader *r, qs_view view, size_t file, uint64_t off, void *buf, size_t len, qs_error *err)
 {
 	const qs_index *ix = r->c->ix;
-	if ((unsigned)view > 1 || file >= ix->n_files[view])
-		return qs_fail(err, EINVAL, "%s: no file %zu in the %s view", r->c->path, file, view ? "int8" : "high");
+	if ((unsigned)view >= QS_N_VIEWS || file >= ix->n_files[view])
+		return qs_fail(err, EINVAL, "%s: no file %zu in the %s view", r->c->path, file,
+			       (unsigned)view < QS_N_VIEWS ? qs_view_name(view) : "?");
 	const char *path = ix->files[view][file].path;
 	uint8_t *out = buf;
 	qs_piece p[64];

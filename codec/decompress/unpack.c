@@ -54,8 +54,10 @@ static mode_t process_umask(void)
 int qs_unpack(qs_container *c, qs_view view, const char *dir, const qs_progress *progress, qs_error *err)
 {
 	struct stat st;
-	if ((unsigned)view > 1)
-		return qs_fail(err, EINVAL, "bad view");
+	if ((unsigned)view >= QS_N_VIEWS || !c->dir[view])
+		return (unsigned)view < QS_N_VIEWS && c->low_why[view] ? qs_fail(err, EINVAL, "%s", c->low_why[view])
+			: qs_fail(err, EINVAL, "%s: the %s view was not opened (qs_open_ex with QS_OPEN_INT)", c->path,
+				  (unsigned)view < QS_N_VIEWS ? qs_view_names[view] : "?");
 	if (!lstat(dir, &st))
 		return qs_fail(err, EEXIST, "%s: already exists (unpack writes a new directory)", dir);
 	char *d = strdup(dir), *b = strdup(dir), *tmp = NULL;

@@ -53,7 +53,7 @@ check "bad --int8-codes exits 2" test $? -eq 2
 expect_error "unknown option" "unknown option '--bogus'" "$QSTORE" pack --bogus "$T/src/ok.safetensors" -o "$T/o.qst"
 expect_error "missing -o" "missing -o OUT.qst" "$QSTORE" pack "$T/src/ok.safetensors"
 expect_error "unknown command" "unknown command" "$QSTORE" frobnicate
-expect_error "bad --precision" "'high' or 'int8'" "$QSTORE" unpack x.qst -o "$T/x" --precision fp4
+expect_error "bad --precision" "high, int8 or int2..int7" "$QSTORE" unpack x.qst -o "$T/x" --precision fp4
 expect_error "output directory missing" "cannot create the output" "$QSTORE" pack "$T/src/ok.safetensors" -o "$T/nodir/o.qst"
 "$QSTORE" pack "$T/src/ok.safetensors" -o "$T/ok.qst" >/dev/null
 mkdir -p "$T/exists"

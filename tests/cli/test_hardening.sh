@@ -36,8 +36,11 @@ cp "$T/sh.qst" "$T/shd.qst"
 printf '\xff' | dd of="$T/shd.qst" bs=1 seek=5000 conv=notrunc status=none
 "$QSTORE" verify "$T/shd.qst" >"$T/v.out" 2>"$T/v.err"
 check "damaged shard 1: verify fails" test $? -ne 0
-check "damaged shard 1: shard 2 of both views still verifies" test "$(grep -c '^ok .*model-00002-of-00002.safetensors' "$T/v.out")" -eq 2
-check "damaged shard 1: only the files holding the damaged chunk fail" grep -q "^qstore verify: .*: 2 problem(s)" "$T/v.err"
+# three views: high, int8 and (verify's default --lower) int4
+check "damaged shard 1: shard 2 of every view still verifies" test "$(grep -c '^ok .*model-00002-of-00002.safetensors' "$T/v.out")" -eq 3
+check "damaged shard 1: only the files holding the damaged chunk fail" grep -q "^qstore verify: .*: 3 problem(s)" "$T/v.err"
+"$QSTORE" verify --lower none "$T/shd.qst" >"$T/v.out" 2>"$T/v.err"
+check "damaged shard 1, --lower none: the stored views alone" grep -q "^qstore verify: .*: 2 problem(s)" "$T/v.err"
 
 # 4: a 16 kB container claiming 2^25 rows (a legitimate all-zero [2^25, 1]
 # weight) verifies in bounded memory: scales are decoded per chunk

@@ -24,10 +24,12 @@ def read_all(path):
 
 def test_tree(mount):
     assert sorted(os.listdir(mount.dir)) == [".qstorefs", "half", "sharded", "single"]
-    assert sorted(os.listdir(mount.path("single"))) == ["bf16", "int8", "model-bf16.safetensors",
-                                                        "model-int8.safetensors"]
-    assert sorted(os.listdir(mount.path("half"))) == ["fp16", "int8", "model-fp16.safetensors",
-                                                      "model-int8.safetensors"]
+    # the default lower_views: int4 beside the stored views
+    assert sorted(os.listdir(mount.path("single"))) == ["bf16", "int4", "int8", "model-bf16.safetensors",
+                                                        "model-int4.safetensors", "model-int8.safetensors"]
+    assert sorted(os.listdir(mount.path("half"))) == ["fp16", "int4", "int8", "model-fp16.safetensors",
+                                                      "model-int4.safetensors", "model-int8.safetensors"]
+    assert sorted(os.listdir(mount.path("half", "int4"))) == sorted(os.listdir(mount.path("half", "int8")))
     st = os.stat(mount.path("single", "bf16", "model.safetensors"))
     assert st.st_mode & 0o777 == 0o444
     assert st.st_ino == os.stat(mount.path("single", "bf16", "model.safetensors")).st_ino

@@ -1,0 +1,204 @@
+/*
+ * lowface.c - the faces of a quantised chunk that the lower views serve
+ * (FORMAT.md section 7), computed from its INT8 codes and row scales alone:
+ *
+ *   PACK(n)   the chunk's rows of n-bit codes, each row packed into 32-bit
+ *             little-endian words as compressed-tensors' pack_to_int32 does
+ *             (code + 2^(n-1) at bit i*n of the row, zero padding);
+ *   SCALE(n)  their scales: per group of QS_INT4_GROUP codes for n = 4, per
+ *             row otherwise.
+ *
+ * INT4's scales need each group's largest |code|, so its scale face would
+ * decode the codes a second time; instead a decode keeps each chunk's maxima
+ * (1/128 of its codes) with the container, up to QS_GMAX_BUDGET, and the
+ * scale face (read after the codes in every layout) needs no container
+ * bytes at all.  The maxima come from checked codes and are checked again
+ * (XXH3) whenever they are used.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <xxhash.h>
+
+#include "container.h"
+
+#define QS_GMAX_BUDGET (64ull << 20)
+
+struct qs_gmax {
+	uint64_t hash;          /* XXH3-64 of m[0..n) */
+	size_t n;
+	uint8_t m[];
+};
+
+static struct qs_gmax *kept(const qs_container *c, const qs_stream *s, uint64_t k)
+{
+	struct qs_gmax *_Atomic *a = atomic_load_explicit(&((qs_container *)c)->gmax, memory_order_acquire);
+	return a ? atomic_load_explicit(&a[s->first_chunk + k], memory_order_acquire) : NULL;
+}
+
+static const uint8_t *kept_max(const qs_container *c, const qs_stream *s, uint64_t k, size_t n, int *damaged)
+{
+	struct qs_gmax *g = kept(c, s, k);
+	if (!g)
+		return NULL;
+	*damaged = g->n != n || XXH3_64bits(g->m, n) != g->hash;
+	return *damaged ? NULL : g->m;
+}
+
+/* The per-chunk slots, made by the first thread that keeps maxima. */
+static struct qs_gmax *_Atomic *slots(qs_container *c)
+{
+	struct qs_gmax *_Atomic *a = atomic_load_explicit(&c->gmax, memory_order_acquire), *_Atomic *none = NULL;
+	if (a)
+		return a;
+	a = calloc(c->ix->n_chunks ? c->ix->n_chunks : 1, sizeof(*a));
+	if (a && !atomic_compare_exchange_strong(&c->gmax, &none, a)) {
+		free(a);
+		a = none;   /* another thread's */
+	}
+	return a;
+}
+
+static void keep_max(qs_container *c, const qs_stream *s, uint64_t k, const uint8_t *m, size_t n)
+{
+	struct qs_gmax *_Atomic *a = slots(c), *_Atomic *slot = a ? &a[s->first_chunk + k] : NULL;
+	uint64_t cost = sizeof(struct qs_gmax) + n;
+	if (!slot || atomic_load_explicit(slot, memory_order_relaxed))
+		return;
+	if (atomic_fetch_add(&c->gmax_bytes, cost) + cost > QS_GMAX_BUDGET) {
+		atomic_fetch_sub(&c->gmax_bytes, cost);
+		return;
+	}
+	struct qs_gmax *g = malloc(cost), *none = NULL;
+	if (g) {
+		g->n = n;
+		memcpy(g->m, m, n);
+		g->hash = XXH3_64bits(m, n);
+	}
+	if (!g || !atomic_compare_exchange_strong(slot, &none, g)) {
+		free(g);   /* another thread kept the same maxima first */
+		atomic_fetch_sub(&c->gmax_bytes, cost);
+	}
+}
+
+int qs_low_scale_needs_codes(const qs_container *c, const qs_stream *s, int face, uint64_t k)
+{
+	return qs_face_bits(face) == 4 && !kept(c, s, k);
+}
+
+static void group_max(const int8_t *q, size_t ne, uint8_t *m)
+{
+	for (size_t g = 0; g < ne / QS_INT4_GROUP; g++) {
+		const int8_t *x = q + g * QS_INT4_GROUP;
+		int hi = 0;
+		for (int i = 0; i < QS_INT4_GROUP; i++) {
+			int a = x[i] < 0 ? -x[i] : x[i];
+			hi = a > hi ? a : hi;
+		}
+		m[g] = (uint8_t)hi;   /* |code| <= 128 */
+	}
+}
+
+/* INT4: rne(q * 7 / m) for a group of 128 codes.  q*7 and m are exact
+ * binary32 values and a tie is exactly representable, so one correctly
+ * rounded division followed by round-half-even of the quotient gives the
+ * exact result (a quotient that is not a tie lies at least 1/256 from one,
+ * far more than its rounding error).  Straight-line, so it vectorises. */
+static void codes4(const int8_t *x, unsigned m, int8_t *c)
+{
+	const float big = 12582912.0f;   /* 1.5 * 2^23: rounds to an integer, ties to even */
+	float fm = (float)(m ? m : 1), k = m ? 7.0f : 0.0f;
+	for (int i = 0; i < QS_INT4_GROUP; i++)
+		c[i] = (int8_t)(int)((((float)x[i] * k) / fm + big) - big);
+}
+
+/* n bits per channel: rne(q / 2^(8-n)), clamped to [-2^(n-1), 2^(n-1) - 1]. */
+static inline int code_n(int q, unsigned n)
+{
+	unsigned k = 8 - n;
+	int c = (q + (1 << (k - 1)) - 1 + ((q >> k) & 1)) >> k, hi = (1 << (n - 1)) - 1;
+	return c > hi ? hi : c < -hi - 1 ? -hi - 1 : c;
+}
+
+/* One row of COLS codes of n bits into 32-bit little-endian words. */
+static void pack_row(const int8_t *q, size_t cols, unsigned n, const uint8_t *gm, uint8_t *out)
+{
+	if (n == 4) {   /* whole groups, two codes a byte */
+		int8_t c[QS_INT4_GROUP];
+		for (size_t g = 0; g < cols / QS_INT4_GROUP; g++) {
+			uint8_t *o = out + g * QS_INT4_GROUP / 2;
+			codes4(q + g * QS_INT4_GROUP, gm[g], c);
+			for (int i = 0; i < QS_INT4_GROUP / 2; i++)
+				o[i] = (uint8_t)((c[2 * i] + 8) | (c[2 * i + 1] + 8) << 4);
+		}
+		return;
+	}
+	uint8_t lut[256];
+	for (int v = -128; v < 128; v++)
+		lut[v + 128] = (uint8_t)(code_n(v, n) + (1 << (n - 1)));
+	uint64_t acc = 0;
+	unsigned have = 0;
+	for (size_t i = 0; i < cols; i++) {
+		acc |= (uint64_t)lut[q[i] + 128] << have;
+		if ((have += n) >= 32) {
+			wr32(out, (uint32_t)acc);
+			out += 4;
+			acc >>= 32;
+			have -= 32;
+		}
+	}
+	if (have)
+		wr32(out, (uint32_t)acc);
+}
+
+/* The scales of ROWS rows (row scale bits RS) into OUT. */
+static void scale_rows(const qs_fmtinfo *f, const uint32_t *rs, size_t rows, size_t cols, unsigned n,
+		       const uint8_t *gm, uint8_t *out)
+{
+	size_t groups = n == 4 ? cols / QS_INT4_GROUP : 1;
+	for (size_t r = 0; r < rows; r++) {
+		float s = qs_to_f32(f, rs[r]);
+		for (size_t g = 0; g < groups; g++) {
+			/* INT4: fl32(fl32(s * m) / 7); per channel: s * 2^(8-n), exact */
+			float v = n == 4 ? (s * (float)gm[r * groups + g]) / 7.0f : s * (float)(1u << (8 - n));
+			qs_store(f, out + (r * groups + g) * f->esize, qs_fmt_round(f, v));
+		}
+	}
+}
+
+ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
+		      const char *file, qs_error *err)
+{
+	qs_container *c = qs_reader_container(r);
+	unsigned n = qs_face_bits((int)p->face);
+	int scale = qs_face_is_scale((int)p->face), damaged = 0;
+	size_t ne = qs_chunk_elems(s, p->chunk), rows = ne / s->cols, ng = n == 4 ? ne / QS_INT4_GROUP : 0;
+	const uint8_t *gm = n == 4 ? kept_max(c, s, p->chunk, ng, &damaged) : NULL;
+	if (damaged)
+		return qs_piece_error(c, p, file, EIO, "checksum mismatch in kept INT4 group maxima", err);
+	if (!scale || (n == 4 && !gm)) {
+		if (!p->span_len)
+			return qs_piece_error(c, p, file, EIO, "no codes to decode this face from", err);
+		uint8_t *buf = qs_reader_lowbuf(r, ne + ng, err);
+		if (!buf || qs_reader_codes(r, p, span, (int8_t *)buf, file, err) < 0)
+			return -1;
+		if (n == 4 && !gm) {
+			group_max((const int8_t *)buf, ne, buf + ne);
+			gm = buf + ne;
+			keep_max(c, s, p->chunk, gm, ng);
+		}
+		if (!scale) {
+			uint64_t rb = qs_face_unit_bytes(s, (int)p->face);
+			for (size_t i = 0; i < rows; i++)
+				pack_row((const int8_t *)buf + i * s->cols, s->cols, n, gm ? gm + i * (s->cols / QS_INT4_GROUP) : NULL,
+					 out + i * rb);
+			return (ssize_t)(rows * rb);
+		}
+	}
+	const uint32_t *rs = qs_reader_row_scales(r, s, p->chunk * s->chunk_elems, ne, file, err);
+	if (!rs)
+		return -1;
+	const qs_fmtinfo *f = qs_fmt_info(s->fmt);
+	scale_rows(f, rs, rows, s->cols, n, gm, out);
+	return (ssize_t)(rows * qs_face_unit_bytes(s, (int)p->face));
+}
