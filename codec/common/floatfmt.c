@@ -66,6 +66,11 @@ uint32_t qs_scale_for(const qs_fmtinfo *f, float absmax)
 
 uint32_t qs_fmt_round(const qs_fmtinfo *f, float v)
 {
+	uint32_t b = f32_bits(v);
+	if (f->fmt == QS_FMT_F32 && v >= 0.0f && b <= f->magmax)
+		return b;
+	if (f->fmt == QS_FMT_BF16 && v >= 0.0f && b < 0x7f7f8000u)   /* rounds to a finite bf16 */
+		return (b + 0x7fffu + ((b >> 16) & 1)) >> 16;
 	uint32_t lo = mag_floor(f, (double)v);
 	if (lo >= f->magmax)
 		return f->magmax;

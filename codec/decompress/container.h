@@ -57,6 +57,7 @@ const uint32_t *qs_reader_row_scales(qs_reader *r, const qs_stream *w, uint64_t 
 /* A buffer of N bytes kept by the reader for lowface.c (grown as needed). */
 uint8_t *qs_reader_lowbuf(qs_reader *r, size_t n, qs_error *err);
 qs_container *qs_reader_container(qs_reader *r);
+const qs_dec_kernels *qs_reader_kernels(qs_reader *r);
 
 /* lowface.c: decode a lower face (PACK or SCALE of N bits) of a QUANT chunk. */
 ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,

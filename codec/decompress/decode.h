@@ -44,6 +44,14 @@ int qs_dec_qtup_avx512(qs_dec_scratch *s, const uint8_t *p, size_t len, int8_t *
 int qs_dec_qres_avx512(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		       size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
 
+/* The INT4 view (lowface.c, FORMAT.md 7.1) over NE codes, whole groups of
+ * QS_INT4_GROUP: the largest |code| of each group into GM; the codes packed
+ * two a byte (code + 8, low nibble first) into OUT (NE / 2 bytes) given GM. */
+void qs_low_max4(const int8_t *q, size_t ne, uint8_t *gm);
+void qs_low_pack4(const int8_t *q, size_t ne, const uint8_t *gm, uint8_t *out);
+void qs_low_max4_avx512(const int8_t *q, size_t ne, uint8_t *gm);
+void qs_low_pack4_avx512(const int8_t *q, size_t ne, const uint8_t *gm, uint8_t *out);
+
 typedef struct qs_dec_kernels {
 	const char *name;          /* "scalar", ... */
 	int (*fsym)(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, uint8_t *out, size_t n);
@@ -52,6 +60,8 @@ typedef struct qs_dec_kernels {
 	int (*qres)(qs_dec_scratch *s, const qs_fmtinfo *f, const uint8_t *p, size_t len, const int8_t *q,
 		    size_t n, uint64_t e0, uint64_t cols, const uint32_t *scales, uint8_t *out);
 	qs_quantise_fn derive;     /* QDRV: the codes from the floats */
+	void (*max4)(const int8_t *q, size_t ne, uint8_t *gm);
+	void (*pack4)(const int8_t *q, size_t ne, const uint8_t *gm, uint8_t *out);
 } qs_dec_kernels;
 
 /* A coded part A of n INT8 codes, tag included: QCODE or QTUP through K's

@@ -3,7 +3,8 @@
  *
  * The portable kernels always; the AVX-512 set (QCODE, QTUP, 16-bit FSYM and
  * QRES in vectors of eight states, QDRV's quantiser sixteen floats at a
- * time) where cpuid and the OS allow it.  Every set must decode every part
+ * time, the INT4 view's packing 64 codes at a time) where cpuid and the OS
+ * allow it.  Every set must decode every part
  * to the same bytes (test_codec runs each one).  The
  * environment variable QSTORE_SIMD names a set to force (the tests run each
  * set the machine has); an unknown or unavailable name falls back to the
@@ -16,9 +17,9 @@
 #include "qstore.h"
 
 static const qs_dec_kernels SCALAR = { "scalar", qs_dec_fsym, qs_dec_qcode, qs_dec_qtup, qs_dec_qres,
-				      qs_quantise_scalar };
+				      qs_quantise_scalar, qs_low_max4, qs_low_pack4 };
 static const qs_dec_kernels AVX512 = { "avx512", qs_dec_fsym_avx512, qs_dec_qcode_avx512, qs_dec_qtup_avx512,
-				      qs_dec_qres_avx512, qs_quantise_avx512 };
+				      qs_dec_qres_avx512, qs_quantise_avx512, qs_low_max4_avx512, qs_low_pack4_avx512 };
 
 typedef struct kset {
 	const qs_dec_kernels *k;

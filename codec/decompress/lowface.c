@@ -86,7 +86,7 @@ int qs_low_scale_needs_codes(const qs_container *c, const qs_stream *s, int face
 	return qs_face_bits(face) == 4 && !kept(c, s, k);
 }
 
-static void group_max(const int8_t *q, size_t ne, uint8_t *m)
+void qs_low_max4(const int8_t *q, size_t ne, uint8_t *gm)
 {
 	for (size_t g = 0; g < ne / QS_INT4_GROUP; g++) {
 		const int8_t *x = q + g * QS_INT4_GROUP;
@@ -95,21 +95,32 @@ static void group_max(const int8_t *q, size_t ne, uint8_t *m)
 			int a = x[i] < 0 ? -x[i] : x[i];
 			hi = a > hi ? a : hi;
 		}
-		m[g] = (uint8_t)hi;   /* |code| <= 128 */
+		gm[g] = (uint8_t)hi;   /* |code| <= 128 */
 	}
 }
 
-/* INT4: rne(q * 7 / m) for a group of 128 codes.  q*7 and m are exact
- * binary32 values and a tie is exactly representable, so one correctly
- * rounded division followed by round-half-even of the quotient gives the
- * exact result (a quotient that is not a tie lies at least 1/256 from one,
- * far more than its rounding error).  Straight-line, so it vectorises. */
+/* rne(q * 7 / m) for a group of 128 codes.  q*7 and m are exact binary32
+ * values and a tie is exactly representable, so one correctly rounded
+ * division followed by round-half-even of the quotient gives the exact
+ * result (a quotient that is not a tie lies at least 1/256 from one, far
+ * more than its rounding error).  Straight-line, so it vectorises. */
 static void codes4(const int8_t *x, unsigned m, int8_t *c)
 {
 	const float big = 12582912.0f;   /* 1.5 * 2^23: rounds to an integer, ties to even */
 	float fm = (float)(m ? m : 1), k = m ? 7.0f : 0.0f;
 	for (int i = 0; i < QS_INT4_GROUP; i++)
 		c[i] = (int8_t)(int)((((float)x[i] * k) / fm + big) - big);
+}
+
+void qs_low_pack4(const int8_t *q, size_t ne, const uint8_t *gm, uint8_t *out)
+{
+	int8_t c[QS_INT4_GROUP];
+	for (size_t g = 0; g < ne / QS_INT4_GROUP; g++) {
+		uint8_t *o = out + g * QS_INT4_GROUP / 2;
+		codes4(q + g * QS_INT4_GROUP, gm[g], c);
+		for (int i = 0; i < QS_INT4_GROUP / 2; i++)
+			o[i] = (uint8_t)((c[2 * i] + 8) | (c[2 * i + 1] + 8) << 4);
+	}
 }
 
 /* n bits per channel: rne(q / 2^(8-n)), clamped to [-2^(n-1), 2^(n-1) - 1]. */
@@ -120,19 +131,10 @@ static inline int code_n(int q, unsigned n)
 	return c > hi ? hi : c < -hi - 1 ? -hi - 1 : c;
 }
 
-/* One row of COLS codes of n bits into 32-bit little-endian words. */
-static void pack_row(const int8_t *q, size_t cols, unsigned n, const uint8_t *gm, uint8_t *out)
+/* One row of COLS codes of n bits (per channel) into 32-bit little-endian
+ * words. */
+static void pack_row(const int8_t *q, size_t cols, unsigned n, uint8_t *out)
 {
-	if (n == 4) {   /* whole groups, two codes a byte */
-		int8_t c[QS_INT4_GROUP];
-		for (size_t g = 0; g < cols / QS_INT4_GROUP; g++) {
-			uint8_t *o = out + g * QS_INT4_GROUP / 2;
-			codes4(q + g * QS_INT4_GROUP, gm[g], c);
-			for (int i = 0; i < QS_INT4_GROUP / 2; i++)
-				o[i] = (uint8_t)((c[2 * i] + 8) | (c[2 * i + 1] + 8) << 4);
-		}
-		return;
-	}
 	uint8_t lut[256];
 	for (int v = -128; v < 128; v++)
 		lut[v + 128] = (uint8_t)(code_n(v, n) + (1 << (n - 1)));
@@ -182,16 +184,18 @@ ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const
 		uint8_t *buf = qs_reader_lowbuf(r, ne + ng, err);
 		if (!buf || qs_reader_codes(r, p, span, (int8_t *)buf, file, err) < 0)
 			return -1;
+		const qs_dec_kernels *k = qs_reader_kernels(r);
 		if (n == 4 && !gm) {
-			group_max((const int8_t *)buf, ne, buf + ne);
+			k->max4((const int8_t *)buf, ne, buf + ne);
 			gm = buf + ne;
 			keep_max(c, s, p->chunk, gm, ng);
 		}
 		if (!scale) {
 			uint64_t rb = qs_face_unit_bytes(s, (int)p->face);
-			for (size_t i = 0; i < rows; i++)
-				pack_row((const int8_t *)buf + i * s->cols, s->cols, n, gm ? gm + i * (s->cols / QS_INT4_GROUP) : NULL,
-					 out + i * rb);
+			if (n == 4)   /* whole groups: the chunk's rows are one run of them */
+				k->pack4((const int8_t *)buf, ne, gm, out);
+			for (size_t i = 0; n != 4 && i < rows; i++)
+				pack_row((const int8_t *)buf + i * s->cols, s->cols, n, out + i * rb);
 			return (ssize_t)(rows * rb);
 		}
 	}

@@ -254,6 +254,11 @@ qs_container *qs_reader_container(qs_reader *r)
 	return r->c;
 }
 
+const qs_dec_kernels *qs_reader_kernels(qs_reader *r)
+{
+	return r->k;
+}
+
 uint8_t *qs_reader_lowbuf(qs_reader *r, size_t n, qs_error *err)
 {
 	if (qs_grow((void **)&r->low, &r->low_cap, n + 1, 1)) {

@@ -107,8 +107,8 @@ rm -f "$W/hi.bin" "$W/lo.bin" "$W/hi.zst" "$W/lo.zst"
 echo
 echo "INT8 codes stored or derived (--int8-codes; auto = the default, as above; one core)"
 echo
-echo "| model | --int8-codes | size MB | qstore / floor | chunks derived | decode to BF16 MB/s | decode to INT8 MB/s |"
-echo "|---|---|---|---|---|---|---|"
+echo "| model | --int8-codes | size MB | qstore / floor | chunks derived | decode to BF16 MB/s | decode to INT8 MB/s | decode to INT4 MB/s | INT4 view seconds / INT8's |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for m in gen minilm-bf16 ternary; do
 	[ -d "$W/$m" ] || continue
 	for codes in auto stored derived; do
@@ -123,7 +123,8 @@ for line in open(sys.argv[4]):
     dec[k] = float(v)
 c = info["container_bytes"]
 print(f"| {m} | {codes} | {c/1e6:.2f} | {c/info['floor_bytes']:.4f} | {info['derived_chunks']} of {info['quant_chunks']} "
-      f"| {dec['decode_high_bytes']/dec['decode_high_seconds']/1e6:.0f} | {dec['decode_int8_bytes']/dec['decode_int8_seconds']/1e6:.0f} |")
+      f"| {dec['decode_high_bytes']/dec['decode_high_seconds']/1e6:.0f} | {dec['decode_int8_bytes']/dec['decode_int8_seconds']/1e6:.0f} "
+      f"| {dec['decode_int4_bytes']/dec['decode_int4_seconds']/1e6:.0f} | {dec['decode_int4_seconds']/dec['decode_int8_seconds']:.2f} |")
 PY
 		rm -f "$q"
 	done

@@ -4,7 +4,7 @@
  *   qsbench X.qst SRCDIR [--reps N]
  *
  * Prints one line per measurement as "key value" pairs for bench.sh:
- * single-thread decode of the whole high and INT8 views through qs_read
+ * single-thread decode of the whole high, INT8 and INT4 views through qs_read
  * (warm buffers, container in the page cache), zstd -3 of the same high
  * bytes (compress + decompress, one thread, libzstd), and the sizes.
  */
@@ -64,21 +64,23 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--zstd") && i + 1 < argc) zfile = argv[++i];
 	}
 	qs_error e;
-	qs_container *c = qs_open(argv[1], &e);
+	qs_container *c = qs_open_ex(argv[1], QS_OPEN_INT(4), &e);
 	if (!c) {
 		fprintf(stderr, "qsbench: %s\n", e.msg);
 		return 1;
 	}
 	uint8_t *buf = malloc(BLK);
-	for (int v = 0; v < 2; v++) {
+	static const qs_view views[] = { QS_VIEW_HIGH, QS_VIEW_INT8, QS_VIEW_INT4 };
+	for (int i = 0; i < 3; i++) {
+		qs_view v = views[i];
 		double best = 1e30;
 		uint64_t bytes = 0;
 		for (int k = 0; k < reps; k++) {
-			double t = read_view(c, (qs_view)v, buf, &bytes);
+			double t = read_view(c, v, buf, &bytes);
 			best = t < best ? t : best;
 		}
-		printf("decode_%s_bytes %llu\ndecode_%s_seconds %.6f\n", v ? "int8" : "high", (unsigned long long)bytes,
-		       v ? "int8" : "high", best);
+		printf("decode_%s_bytes %llu\ndecode_%s_seconds %.6f\n", qs_view_name(v), (unsigned long long)bytes,
+		       qs_view_name(v), best);
 	}
 	if (zfile) {
 		/* zstd -3 on the same bytes, one thread, through libzstd */

@@ -1,6 +1,6 @@
 # Every kernel set the CPU runs gives the same bytes through the whole CLI
 # (the unit tests compare the kernels part by part): the packer's quantiser
-# writes the same container, and the decoders read both views the same, with
+# writes the same container, and the decoders read every view the same, with
 # INT8 codes stored (also as tuples) and derived. QSTORE_SIMD forces a set; an unknown or
 # unavailable name falls back to the best one.
 . ./lib.sh
@@ -23,6 +23,12 @@ for m in bf16 f16 f32 bf16-stored ternary; do
 		check "$m, QSTORE_SIMD=$set: int8 view as the scalar set's" bash -c \
 			"QSTORE_SIMD=$set '$QSTORE' unpack '$T/$m.qst' -o '$T/$m.$set.int8' --precision int8 >/dev/null &&
 			 { [ $set = scalar ] || diff -r '$T/$m.scalar.int8' '$T/$m.$set.int8'; }"
+		# the lower views' packing has its own kernels (INT4) and plain code (int3)
+		for low in int4 int3; do
+			check "$m, QSTORE_SIMD=$set: $low view as the scalar set's" bash -c \
+				"QSTORE_SIMD=$set '$QSTORE' unpack '$T/$m.qst' -o '$T/$m.$set.$low' --precision $low >/dev/null &&
+				 { [ $set = scalar ] || diff -r '$T/$m.scalar.$low' '$T/$m.$set.$low'; }"
+		done
 	done
 done
 check "QSTORE_SIMD=scalar: --version names the scalar decoder" bash -c "QSTORE_SIMD=scalar '$QSTORE' --version | grep -q 'scalar decoder'"

@@ -20,6 +20,7 @@
 #include "../tools/halfcast.h"
 #include "../../codec/common/floatfmt.h"
 #include "../../codec/common/safetensors.h"
+#include "../../codec/decompress/decode.h"
 
 #define CHUNK (16u << 10)
 
@@ -529,6 +530,48 @@ static void test_damaged_codes(void **state)
 	free(qst);
 }
 
+/* Every kernel set packs INT4 as the portable one does: codes of every
+ * value (-128 included), ties (q * 7 / m = k + 1/2), groups of zeros. */
+static void test_kernels_agree(void **state)
+{
+	const qs_dec_kernels *ks[4];
+	size_t nk = qs_dec_available(ks, 4), ne = 64 * QS_INT4_GROUP;
+	int8_t *q = malloc(ne);
+	uint8_t gm[2][64], out[2][64 * QS_INT4_GROUP / 2];
+	for (int round = 0; round < 50; round++) {
+		for (size_t i = 0; i < ne; i++) {
+			size_t g = i / QS_INT4_GROUP;
+			int lim = g % 8 == 0 ? 0 : g % 8 == 1 ? 128 : (int)(1 + rnd() % 128);
+			q[i] = (int8_t)(lim ? (int)(rnd() % (2 * (unsigned)lim + 1)) - lim : 0);
+			if (g % 8 == 1 && i % QS_INT4_GROUP == 5)
+				q[i] = -128;
+			if (g % 8 == 2 && i % 3 == 0)   /* m = 14 with 1s: 7/14 = 1/2, a tie */
+				q[i] = (int8_t)(i % 2 ? 1 : -1);
+			if (g % 8 == 2 && i % QS_INT4_GROUP == 0)
+				q[i] = 14;
+		}
+		for (size_t k = 0; k < nk; k++) {
+			ks[k]->max4(q, ne, gm[k ? 1 : 0]);
+			ks[k]->pack4(q, ne, gm[k ? 1 : 0], out[k ? 1 : 0]);
+			if (k) {
+				assert_memory_equal(gm[0], gm[1], sizeof(gm[0]));
+				assert_memory_equal(out[0], out[1], sizeof(out[0]));
+			}
+		}
+		for (size_t g = 0; g < 64; g++) {   /* and the reference */
+			int m = 0;
+			for (int i = 0; i < QS_INT4_GROUP; i++)
+				m = abs(q[g * QS_INT4_GROUP + i]) > m ? abs(q[g * QS_INT4_GROUP + i]) : m;
+			assert_int_equal(gm[0][g], m);
+			for (int i = 0; i < QS_INT4_GROUP; i++)
+				assert_int_equal(packed_code(out[0] + g * QS_INT4_GROUP / 2, (uint64_t)i, 4),
+						 ref_code(q[g * QS_INT4_GROUP + i], 4, m));
+		}
+	}
+	print_message("INT4 kernels compared: %zu set(s)\n", nk);
+	free(q);
+}
+
 static void test_lists(void **state)
 {
 	unsigned f;
@@ -557,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_sharded_index),
 		cmocka_unit_test(test_damaged_codes),
+		cmocka_unit_test(test_kernels_agree),
 		cmocka_unit_test(test_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
