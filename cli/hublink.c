@@ -85,13 +85,21 @@ static char *container_of(const char *mnt, const char *name)
 	return out;
 }
 
-/* 40 hex digits of SHA-256 over "path\0sha256" of every file of VIEW. */
+/* 40 hex digits of SHA-256 over "path\0sha256" of every file of VIEW.  A
+ * lower view's files have no recorded hash; they are a function of the INT8
+ * view's (FORMAT.md section 7), so its revision covers those and the view's
+ * name. */
 static int revision_of(qs_container *c, int view, char rev[41])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned n = 0;
 	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	if (ok && view >= QS_VIEW_INT2) {
+		char r8[41];
+		ok = !revision_of(c, QS_VIEW_INT8, r8) && EVP_DigestUpdate(md, r8, 40)
+			&& EVP_DigestUpdate(md, qs_view_name((qs_view)view), strlen(qs_view_name((qs_view)view)) + 1);
+	}
 	for (size_t i = 0; ok && i < qs_file_count(c, (qs_view)view); i++) {
 		qs_file_info fi;
 		qs_file_get(c, (qs_view)view, i, &fi);
@@ -133,7 +141,7 @@ int qstore_hub_link(const char *model_dir, const char *repo, const char *cache, 
 	}
 	char *ct_path = container_of(dirname(mnt), name);
 	qs_error e = { 0 };
-	qs_container *c = ct_path ? qs_open(ct_path, &e) : NULL;
+	qs_container *c = ct_path ? qs_open_ex(ct_path, view >= QS_VIEW_INT2 ? QS_OPEN_INT(view) : 0, &e) : NULL;
 	if (!c) {
 		say(stderr, "qstore hub-link: %s: %s", model_dir,
 		    ct_path ? e.msg : "not a model directory of a qstorefs mount (its .qstorefs/stats does not list it)");

@@ -38,7 +38,7 @@ static const char SYNOPSIS[] =
 	"       qstore unpack X.qst -o DIR [--precision high|int8|int2..int7] [options]\n"
 	"       qstore verify X.qst [--lower LIST] [-q]\n"
 	"       qstore info X.qst [--json]\n"
-	"       qstore hub-link MNT/NAME ORG/REPO [--cache DIR] [--precision high|int8]\n"
+	"       qstore hub-link MNT/NAME ORG/REPO [--cache DIR] [--precision VIEW]\n"
 	"       qstore --version | --help | COMMAND --help\n";
 
 static const char *const HELP[][2] = {
@@ -111,7 +111,9 @@ static const char *const HELP[][2] = {
 	  "\n"
 	  "      --cache DIR            the hub cache (default: $HF_HUB_CACHE, else\n"
 	  "                             $HF_HOME/hub, else ~/.cache/huggingface/hub)\n"
-	  "      --precision VIEW       high (the source files) or int8 (default: high)\n"
+	  "      --precision VIEW       high (the source files), int8 or int2..int7 (a view\n"
+	  "                             the mount presents: see qstorefs lower_views)\n"
+	  "                             (default: high)\n"
 	  "  -h, --help                 this help\n" },
 };
 #define N_CMDS (sizeof(HELP) / sizeof(HELP[0]))
@@ -427,9 +429,9 @@ static int cmd_hub_link(int argc, char **argv)
 	int c, view = QS_VIEW_HIGH;
 	while ((c = next_opt("hub-link", argc, argv, ":h", lo)) != -1) {
 		if (c == O_CACHE) cache = optarg;
-		else if (c == O_PREC && !strcmp(optarg, "high")) view = QS_VIEW_HIGH;
-		else if (c == O_PREC && !strcmp(optarg, "int8")) view = QS_VIEW_INT8;
-		else if (c == O_PREC) return bad_usage("hub-link", "--precision is 'high' or 'int8', got '%s'", optarg);
+		else if (c == O_PREC && (view = qs_view_parse(optarg)) < 0)
+			return bad_usage("hub-link", "--precision is high, int8 or int2..int7, got '%s'", optarg);
+		else if (c == O_PREC) continue;
 		else if (c == 'h') return help("hub-link");
 		else return EXIT_USAGE;
 	}

@@ -109,8 +109,30 @@ def test_config_file(models, tmp_path, mount_factory):
     assert json.load(open(m2.path(".qstorefs", "stats")))["cache"]["size"] == 20 << 20
 
 
+def test_lower_views_option(models, tmp_path, mount_factory):
+    """lower_views picks the derived views shown: from the file (',' lists),
+    the command line (':' lists, as -o splits on ','), default int4."""
+    def views(m):
+        return sorted(d for d in os.listdir(m.path("half")) if os.path.isdir(m.path("half", d)))
+    assert views(mount_factory(models["_back"])) == ["fp16", "int4", "int8"]
+    conf = tmp_path / "q.conf"
+    conf.write_text("lower_views = int2,int7\n")
+    assert views(mount_factory(models["_back"], [f"config={conf}"])) == ["fp16", "int2", "int7", "int8"]
+    assert views(mount_factory(models["_back"], [f"config={conf}", "lower_views=int3:int5"])) == [
+        "fp16", "int3", "int5", "int8"]
+    m = mount_factory(models["_back"], ["lower_views=none"])
+    assert views(m) == ["fp16", "int8"] and not os.path.exists(m.path("half", "model-int4.safetensors"))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([QSTOREFS, models["_back"], str(mnt), "-f", "-o", "lower_views=int8"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 2 and "bad value for lower_views: 'int8'" in r.stderr, r.stderr
+    assert not os.path.ismount(mnt)
+
+
 @pytest.mark.parametrize("text,msg", [
     ("cache_size = 1G\ncolour = blue\n", ":2: unknown key 'colour'"),
+    ("lower_views = int4,int1\n", ":1: bad value for 'lower_views': 'int4,int1'"),
     ("cache_size = huge\n", ":1: bad value for 'cache_size': 'huge'"),
     ("\n\nworkers = 0\n", ":3: bad value for 'workers'"),
     ("log_level = chatty\n", ":1: bad value for 'log_level'"),

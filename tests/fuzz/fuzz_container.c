@@ -1,6 +1,7 @@
 /*
  * fuzz_container.c - libFuzzer target for the container reader: the input is
- * a whole container file.  Opening must refuse it cleanly or succeed; every
+ * a whole container file, opened with or without lower views.  Opening must
+ * refuse it cleanly or succeed; every
  * read must then return bytes or an error, never crash, hang or leak.
  */
 #include <stdint.h>
@@ -52,11 +53,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	qs_error e;
-	qs_container *c = qs_open_ex(path, QS_OPEN_SINGLE_FILE, &e);
+	/* the lower views (generated at open from the INT8 view) on half the
+	 * inputs: their headers, JSON and packed faces meet the damage too */
+	unsigned low = size && (data[size / 3] & 2) ? QS_OPEN_INT(4) | QS_OPEN_INT(3) : 0;
+	qs_container *c = qs_open_ex(path, QS_OPEN_SINGLE_FILE | low, &e);
 	if (c) {
 		qs_reader *r = qs_reader_new(c, &e);
 		static uint8_t buf[1 << 16];
-		for (int v = 0; r && v < 2; v++)
+		for (int v = 0; r && v < QS_N_VIEWS; v++)
 			for (size_t i = 0; i < qs_file_count(c, (qs_view)v) && i < 8; i++)
 				/* the first MiB of each file: bounded work per input */
 				for (uint64_t off = 0; off < (1u << 20); off += sizeof(buf))

@@ -104,3 +104,16 @@ def test_bad_arguments(hf, tmp_path):
         assert r.returncode == rc and msg in r.stderr, (args, r.returncode, r.stderr)
     assert not os.path.exists(tmp_path / "c") or not os.listdir(tmp_path / "c")
     shutil.rmtree(tmp_path / "c", ignore_errors=True)
+
+
+def test_int4_view_by_repository_name(hf, tmp_path):
+    """A lower view links like the others (the default mount presents int4);
+    its revision follows the INT8 view's and differs from it."""
+    cache = str(tmp_path / "hub")
+    hub_link(hf["mount"].path("llama-sharded"), "qstore-test/llama-int4", "--cache", cache, "--precision", "int4")
+    hub_link(hf["mount"].path("llama-sharded"), "qstore-test/llama-int8", "--cache", cache, "--precision", "int8")
+    assert revision(cache, "qstore-test/llama-int4") != revision(cache, "qstore-test/llama-int8")
+    a = transformers.AutoModelForCausalLM.from_pretrained("qstore-test/llama-int4", cache_dir=cache)
+    b = transformers.AutoModelForCausalLM.from_pretrained(hf["mount"].path("llama-sharded", "int4"))
+    for (k, x), (_, y) in zip(sorted(a.state_dict().items()), sorted(b.state_dict().items())):
+        assert torch.equal(x, y), k
