@@ -62,9 +62,8 @@ const qs_dec_kernels *qs_reader_kernels(qs_reader *r);
 /* lowface.c: decode a lower face (PACK or SCALE of N bits) of a QUANT chunk. */
 ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
 		      const char *file, qs_error *err);
-/* Does the scale face of chunk K of S need the container's bytes?  Not when
- * it comes from the row scales alone (per channel) or from kept maxima. */
-int qs_low_scale_needs_codes(const qs_container *c, const qs_stream *s, int face, uint64_t k);
+/* map.c: P's span (span_off, span_len) for FACE of chunk K of S. */
+void qs_span_of(const qs_container *c, const qs_stream *s, uint32_t face, uint64_t k, qs_piece *p);
 
 /* Wrap an index that is already in memory (the packer's): the container
  * neither frees the index nor closes FD. */

@@ -11,9 +11,11 @@
  * INT4's scales need each group's largest |code|, so its scale face would
  * decode the codes a second time; instead a decode keeps each chunk's maxima
  * (1/128 of its codes) with the container, up to QS_GMAX_BUDGET, and the
- * scale face (read after the codes in every layout) needs no container
- * bytes at all.  The maxima come from checked codes and are checked again
- * (XXH3) whenever they are used.
+ * scale face (read after the codes in every layout) decodes nothing.  A
+ * scale face has no span: when the maxima are not there (read first, or the
+ * budget spent) it reads the codes' bytes itself, so a read of scales never
+ * reads codes it does not need.  The maxima come from checked codes and are
+ * checked again (XXH3) whenever they are used.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -79,11 +81,6 @@ static void keep_max(qs_container *c, const qs_stream *s, uint64_t k, const uint
 		free(g);   /* another thread kept the same maxima first */
 		atomic_fetch_sub(&c->gmax_bytes, cost);
 	}
-}
-
-int qs_low_scale_needs_codes(const qs_container *c, const qs_stream *s, int face, uint64_t k)
-{
-	return qs_face_bits(face) == 4 && !kept(c, s, k);
 }
 
 void qs_low_max4(const int8_t *q, size_t ne, uint8_t *gm)
@@ -179,10 +176,20 @@ ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const
 	if (damaged)
 		return qs_piece_error(c, p, file, EIO, "checksum mismatch in kept INT4 group maxima", err);
 	if (!scale || (n == 4 && !gm)) {
-		if (!p->span_len)
-			return qs_piece_error(c, p, file, EIO, "no codes to decode this face from", err);
-		uint8_t *buf = qs_reader_lowbuf(r, ne + ng, err);
-		if (!buf || qs_reader_codes(r, p, span, (int8_t *)buf, file, err) < 0)
+		uint8_t *buf = qs_reader_lowbuf(r, ne + ng, err), *own = NULL;
+		if (buf && scale) {   /* the codes' bytes, read here (no span) */
+			qs_piece pq = *p;
+			qs_span_of(c, s, QS_FACE_Q, p->chunk, &pq);
+			if (!(span = own = malloc(pq.span_len + 1)))
+				return qs_fail(err, ENOMEM, "%s: out of memory for a %zu-byte span", c->path, pq.span_len);
+			if (qs_read_span(c, &pq, own, file, err)) {
+				free(own);
+				return -1;
+			}
+		}
+		ssize_t got = buf ? qs_reader_codes(r, p, span, (int8_t *)buf, file, err) : -1;
+		free(own);
+		if (got < 0)
 			return -1;
 		const qs_dec_kernels *k = qs_reader_kernels(r);
 		if (n == 4 && !gm) {

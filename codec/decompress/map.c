@@ -11,13 +11,14 @@
 /* The container bytes a decode of FACE of chunk K of S needs: the codes of
  * a QUANT chunk are part A, unless part A is the one byte QDRV (no codes
  * stored: they come from the floats of part B; any other part A of a
- * non-empty chunk is longer). */
-static void span_of(const qs_container *c, const qs_stream *s, uint32_t face, uint64_t k, qs_piece *p)
+ * non-empty chunk is longer); none for a scale face (lowface.c). */
+void qs_span_of(const qs_container *c, const qs_stream *s, uint32_t face, uint64_t k, qs_piece *p)
 {
 	p->span_off = 0;
 	p->span_len = 0;
-	/* a lower face decodes the codes, but a scale face may need none */
-	if (s->kind == QS_STREAM_MEM || (qs_face_is_scale((int)face) && !qs_low_scale_needs_codes(c, s, (int)face, k)))
+	/* a lower face decodes the codes; a scale face reads them itself in the
+	 * rare case it needs them (lowface.c), so a read of scales reads none */
+	if (s->kind == QS_STREAM_MEM || qs_face_is_scale((int)face))
 		return;
 	const qs_chunk *ch = &c->ix->chunks[s->first_chunk + k];
 	p->span_off = ch->off;
@@ -51,7 +52,7 @@ size_t qs_map(const qs_container *c, qs_view v, size_t file, uint64_t off, uint6
 			qs_piece *p = &out[n++];
 			p->key = qs_chunk_key(ix, s, (int)e->face, k);
 			p->decoded_size = qs_face_chunk_bytes(s, (int)e->face, k);
-			span_of(c, s, e->face, k, p);
+			qs_span_of(c, s, e->face, k, p);
 			p->chunk_off = in;
 			p->len = take;
 			p->file_off = off;

@@ -355,8 +355,9 @@ static void test_every_width_follows_the_rules(void **state)
 	free(qst);
 }
 
-/* The scale face read before its codes (nothing kept yet) and after: the
- * same bytes as one sequential read; kept maxima make it read nothing. */
+/* The scale face read before its codes (nothing kept: it reads and decodes
+ * them itself) and after (the kept maxima: it reads nothing, which a copy
+ * damaged in between shows): the same bytes as one sequential read. */
 static void test_scale_before_codes(void **state)
 {
 	char *src = make_model(0), *qst = pack_it(src);
@@ -368,29 +369,44 @@ static void test_scale_before_codes(void **state)
 	parse(whole, n, &st);
 	const qs_st_tensor *sc = find(&st, "model.layers.0.mlp.up_proj.weight_scale");
 	const qs_st_tensor *pk = find(&st, "model.layers.0.mlp.up_proj.weight_packed");
+	uint64_t so = st.data_start + sc->begin, sl = sc->end - sc->begin, po = st.data_start + pk->begin;
 	size_t fi = (size_t)qs_file_find(b, QS_VIEW_INT4, "model.safetensors");
 	qs_piece p[16];
-	size_t np = qs_map(b, QS_VIEW_INT4, fi, st.data_start + sc->begin, sc->end - sc->begin, p, 16);
-	assert_int_equal(np, 2);   /* two chunks */
-	assert_true(p[0].span_len > 0);
+	assert_int_equal(qs_map(b, QS_VIEW_INT4, fi, so, sl, p, 16), 2);   /* two chunks */
+	assert_int_equal(p[0].span_len, 0);   /* a scale face never reads the container up front */
+	qs_piece q[2];
+	assert_int_equal(qs_map(b, QS_VIEW_INT4, fi, po, 1, q, 2), 1);
+	assert_true(q[0].span_len > 0);
 	qs_reader *r = qs_reader_new(b, &e);
 	uint8_t buf[4096];
-	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, st.data_start + sc->begin, buf, sc->end - sc->begin, &e),
-			 (ssize_t)(sc->end - sc->begin));
-	assert_memory_equal(buf, whole + st.data_start + sc->begin, sc->end - sc->begin);
-	np = qs_map(b, QS_VIEW_INT4, fi, st.data_start + sc->begin, sc->end - sc->begin, p, 16);
-	assert_int_equal(p[0].span_len, 0);   /* the maxima are kept */
+	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, so, buf, sl, &e), (ssize_t)sl);   /* before: decodes the codes */
+	assert_memory_equal(buf, whole + so, sl);
 	uint8_t *pb = malloc(pk->end - pk->begin);
-	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, st.data_start + pk->begin, pb, pk->end - pk->begin, &e),
-			 (ssize_t)(pk->end - pk->begin));
-	assert_memory_equal(pb, whole + st.data_start + pk->begin, pk->end - pk->begin);
+	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, po, pb, pk->end - pk->begin, &e), (ssize_t)(pk->end - pk->begin));
+	assert_memory_equal(pb, whole + po, pk->end - pk->begin);
 	qs_reader_free(r);
+	/* damage the codes on disk: the kept maxima still give the scales; a
+	 * container opened now, with nothing kept, must decode them and fails */
+	size_t qn;
+	uint8_t *raw = tt_read(qst, &qn);
+	for (uint64_t i = 0; i < q[0].span_len; i++)
+		raw[q[0].span_off + i] ^= 0x55;
+	int fd = open(qst, O_WRONLY);
+	assert_int_equal(pwrite(fd, raw, qn, 0), (ssize_t)qn);
+	close(fd);
+	free(raw);
 	r = qs_reader_new(b, &e);
 	memset(buf, 0, sizeof(buf));
-	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, st.data_start + sc->begin, buf, sc->end - sc->begin, &e),
-			 (ssize_t)(sc->end - sc->begin));
-	assert_memory_equal(buf, whole + st.data_start + sc->begin, sc->end - sc->begin);
+	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, so, buf, sl, &e), (ssize_t)sl);
+	assert_memory_equal(buf, whole + so, sl);
 	qs_reader_free(r);
+	qs_container *fresh = qs_open_ex(qst, QS_OPEN_INT(4), &e);
+	assert_non_null(fresh);
+	r = qs_reader_new(fresh, &e);
+	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, so, buf, sl, &e), -1);
+	assert_int_equal(e.code, EIO);
+	qs_reader_free(r);
+	qs_close(fresh);
 	free(pb);
 	qs_st_free(&st);
 	free(whole);
