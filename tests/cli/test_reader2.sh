@@ -2,8 +2,8 @@
 # alone) decodes what the C encoder writes, byte for byte: the golden
 # container, generated models in each float format, and widened ones whose
 # mantissas end in zero bits (the FSYM/QRES shift byte), each with its INT8
-# codes stored (QCODE or QTUP + QRES) and derived from the floats (QDRV); and it
-# refuses damage.
+# codes stored (QCODE or QTUP + QRES) and derived from the floats (QDRV); it
+# builds the lower views (int2..int7) as qstore does; and it refuses damage.
 . ./lib.sh
 [ -n "${QS_QUICK:-}" ] && { echo "  (skipped in the quick pass: pure Python)"; exit 0; }
 if [ -z "${QS_PYTHON:-}" ] || [ ! -x "$QS_PYTHON" ]; then
@@ -40,6 +40,37 @@ model f32 "$T/f32"   # 23-bit mantissas: symbol then count, not the joint step
 model ternary "$T/tern"
 check "second reader: the ternary model's stored codes are tuples (QTUP)" \
 	bash -c "'$QS_PYTHON' '$R/qsread.py' '$T/ternary-stored.qst' '$T/tern-again' | grep -q 'QTUP [1-9]'"
+# the lower views (FORMAT.md section 7), built by the second reader from the
+# INT8 view it decoded: safetensors files byte for byte, JSON files as values
+lower() {   # lower NAME.qst: qsread --lower against qstore unpack --precision
+	local q=$1 base n f same
+	base=$(basename "$q" .qst)
+	"$QS_PYTHON" "$R/qsread.py" "$q" "$T/$base.low" --lower int2,int3,int4,int5,int6,int7 >/dev/null ||
+		{ fail "second reader: $base lower views"; return; }
+	for n in 2 3 4 5 6 7; do
+		"$QSTORE" unpack "$q" --precision int$n -o "$T/$base.q$n" >/dev/null || { fail "$base: unpack int$n"; continue; }
+		same=1
+		for f in $(cd "$T/$base.q$n" && find . -type f | sort); do
+			case $f in
+			*.json) "$QS_PYTHON" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' \
+				"$T/$base.q$n/$f" "$T/$base.low/int$n/$f" || { same=0; echo "        int$n $f differs"; } ;;
+			*) cmp -s "$T/$base.q$n/$f" "$T/$base.low/int$n/$f" || { same=0; echo "        int$n $f differs"; } ;;
+			esac
+		done
+		check "second reader: $base int$n view = qstore's" test $same = 1 -a \
+			"$(cd "$T/$base.q$n" && find . -type f | sort)" = "$(cd "$T/$base.low/int$n" && find . -type f | sort)"
+	done
+}
+# hidden 128: int4 packs the attention weights, keeps down_proj (352 columns) in float
+"$GENMODEL" "$T/low" --mb 0.3 --hidden 128 --shards 2 --seed 11 >/dev/null 2>&1
+for codes in stored derived; do
+	"$QSTORE" pack "$T/low" -o "$T/low-$codes.qst" --chunk-size 8K --int8-codes $codes >/dev/null || fail "low: pack"
+	lower "$T/low-$codes.qst"
+done
+lower "$T/f16-derived.qst"
+check "second reader: int4 keeps a weight in float and lists it in ignore" \
+	grep -q '"model.layers.0.mlp.down_proj"' "$T/low-stored.low/int4/config.json"
+
 for dt in f32 f16; do
 	"$QS_PYTHON" "$R/widen.py" "$T/bf16" "$T/wide-$dt" $dt || fail "widen to $dt"
 	model "bf16-as-$dt" "$T/wide-$dt"

@@ -6,7 +6,9 @@ FORMAT.md leaves something out, this reader gets it wrong and the test that
 compares its output with the source model fails.  It favours being obviously
 faithful to the document over speed.
 
-    qsread.py CONTAINER OUTDIR     writes OUTDIR/high/... and OUTDIR/int8/...
+    qsread.py CONTAINER OUTDIR [--lower int4,int3,...]
+        writes OUTDIR/high/... and OUTDIR/int8/... (and OUTDIR/intN/..., the
+        lower views of section 7, built from the INT8 view's files)
 
 Exit status 0 when every file was decoded, every chunk hash and every file
 SHA-256 matched; 1 with a message naming the problem otherwise.
@@ -573,7 +575,216 @@ class Container:
         return body
 
 
+
+# ---- 7. lower views (generated from the INT8 view) --------------------------
+
+DSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+         "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+FMT_DTYPE = {1: "BF16", 2: "F16", 3: "F32"}
+
+
+def rne_div(a, b):
+    """round-half-even(a / b) elementwise, b > 0, in integers"""
+    s = np.where(a < 0, -1, 1)
+    x = np.abs(a)
+    q, r = x // b, x % b
+    q = q + ((2 * r > b) | ((2 * r == b) & (q % 2 == 1)))
+    return s * q
+
+
+def to_dtype(v32, fmt):
+    """binary32 values (>= 0) rounded to nearest-even in the format, as bits"""
+    if fmt == 3:
+        return v32.view(np.uint32).astype(np.uint64)
+    if fmt == 2:
+        return v32.astype(np.float16).view(np.uint16).astype(np.uint64)
+    b = v32.view(np.uint32).astype(np.uint64)
+    return (b + 0x7FFF + ((b >> 16) & 1)) >> 16
+
+
+def from_dtype(bits, fmt):
+    if fmt == 3:
+        return bits.astype(np.uint32).view(np.float32)
+    if fmt == 2:
+        return bits.astype(np.uint16).view(np.float16).astype(np.float32)
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def low_codes_scales(q8, sbits, n, fmt):
+    """7.1: the N-bit codes and their scales (bits) of one weight"""
+    q = q8.astype(np.int64)
+    rows, cols = q.shape
+    s = from_dtype(sbits, fmt)
+    if n == 4:
+        g = q.reshape(rows, cols // 128, 128)
+        m = np.abs(g).max(axis=2)
+        c = np.where(m[:, :, None] > 0, rne_div(7 * g, np.maximum(m, 1)[:, :, None]), 0).reshape(rows, cols)
+        v = (s[:, None] * m.astype(np.float32)).astype(np.float32) / np.float32(7)
+        return c, to_dtype(v.astype(np.float32), fmt)
+    d = 1 << (8 - n)
+    c = np.clip(rne_div(q, d), -(1 << (n - 1)), (1 << (n - 1)) - 1)
+    return c, to_dtype((s * np.float32(d)).astype(np.float32)[:, None], fmt)
+
+
+def pack_rows(c, n):
+    """7.2: each row a little-endian bit string of 32-bit words"""
+    rows, cols = c.shape
+    u = (c + (1 << (n - 1))).astype(np.uint64)
+    bits = ((u[:, :, None] >> np.arange(n, dtype=np.uint64)) & 1).astype(np.uint8).reshape(rows, cols * n)
+    words = -(-cols * n // 32)
+    bits = np.pad(bits, ((0, 0), (0, words * 32 - cols * n)))
+    return np.packbits(bits, axis=1, bitorder="little").tobytes()
+
+
+def st_header(meta, ents):
+    """the reference writer's header: compact ASCII JSON, __metadata__ first, spaces to a multiple of 8"""
+    parts = ['"__metadata__":' + json.dumps(meta if meta is not None else {"format": "pt"}, separators=(",", ":"))]
+    at = 0
+    for name, dtype, shape, data in ents:
+        d = {"dtype": dtype, "shape": shape, "data_offsets": [at, at + len(data)]}
+        parts.append(json.dumps(name) + ":" + json.dumps(d, separators=(",", ":")))
+        at += len(data)
+    h = ("{" + ",".join(parts) + "}").encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(e[3] for e in ents)
+
+
+class Lower:
+    """View N built from the INT8 view's files of container C."""
+
+    def __init__(self, c, n):
+        self.c, self.n = c, n
+        self.packed, self.floated, self.data_bytes = set(), [], {}
+
+    def weight(self, f, body, ds, name, t, tensors):
+        """The stream when tensor T is a quantised weight (7.2), else None"""
+        c = self.c
+        b, e = t["data_offsets"]
+        sc = tensors.get(name + "_scale")
+        if t["dtype"] != "I8" or len(t["shape"]) != 2 or e == b or sc is None:
+            return None
+        ext = {x[0]: x for x in c.extents[f["first_extent"]:f["first_extent"] + f["extents"]]}
+        x = ext.get(ds + b)
+        if not x or x[1] != e - b or x[3] != 1 or x[4] != 0:
+            return None
+        st = c.streams[x[2]]
+        if st["kind"] != QUANT or st["elems"] != e - b or t["shape"][1] != st["cols"]:
+            return None
+        sb, se = sc["data_offsets"]
+        y = ext.get(ds + sb)
+        if (not y or y[1] != se - sb or y[3] != 0 or y[4] != 0 or y[2] != st["scale_stream"]
+                or sc["shape"] != [t["shape"][0], 1]):
+            return None
+        return x[2]
+
+    def safetensors(self, f):
+        n, body = self.n, self.c.file_bytes(f)
+        hl = struct.unpack_from("<Q", body, 0)[0]
+        tensors = json.loads(body[8:8 + hl])
+        meta = tensors.pop("__metadata__", None)
+        ds = 8 + hl
+        roles = {k: self.weight(f, body, ds, k, t, tensors) for k, t in tensors.items()}
+        scales = {k + "_scale" for k, sid in roles.items() if sid is not None}
+        ents = []
+        for k, t in tensors.items():
+            b, e = t["data_offsets"]
+            sid = roles[k]
+            if k in scales:
+                continue
+            if sid is None:
+                ents.append((k, t["dtype"], t["shape"], body[ds + b:ds + e]))
+                continue
+            st = self.c.streams[sid]
+            rows, cols = t["shape"]
+            ok = st["chunk_elems"] % cols == 0 and (n != 4 or cols % 128 == 0)
+            if not ok:
+                self.floated.append(k)
+                ents.append((k, FMT_DTYPE[st["fmt"]], t["shape"], self.c.face(sid, 0)))
+                continue
+            q8 = np.frombuffer(body[ds + b:ds + e], np.int8).reshape(rows, cols)
+            sb, se = tensors[k + "_scale"]["data_offsets"]
+            es = FORMATS[st["fmt"]][0]
+            sbits = np.frombuffer(body[ds + sb:ds + se], np.uint16 if es == 2 else np.uint32).astype(np.uint64)
+            codes, sc = low_codes_scales(q8, sbits, n, st["fmt"])
+            g = sc.shape[1]
+            ents.append((k + "_packed", "I32", [rows, -(-cols * n // 32)], pack_rows(codes, n)))
+            ents.append((k + "_shape", "I64", [2], struct.pack("<qq", rows, cols)))
+            ents.append((k + "_scale", FMT_DTYPE[st["fmt"]], [rows, g],
+                         sc.astype(np.uint16 if es == 2 else np.uint32).tobytes()))
+            self.packed.add(k)
+        ents.sort(key=lambda x: (-DSIZE.get(x[1], 0), x[0].encode()))
+        out = st_header(meta, ents)
+        self.data_bytes[f["path"]] = sum(len(x[3]) for x in ents)
+        return out
+
+    def config(self, j):
+        qc = j.get("quantization_config")
+        g = qc.get("config_groups", {}).get("group_0", {}) if isinstance(qc, dict) else {}
+        w = g.get("weights") if isinstance(g, dict) else None
+        if not isinstance(w, dict) or not isinstance(qc.get("ignore"), list):
+            return None
+        qc["format"] = g["format"] = "pack-quantized"
+        w["num_bits"] = self.n
+        w["strategy"] = "group" if self.n == 4 else "channel"
+        w["group_size"] = 128 if self.n == 4 else None
+        qc["ignore"] += [k[:-7] if k.endswith(".weight") else k for k in self.floated]
+        return j
+
+    def index(self, path, j):
+        wm = j.get("weight_map")
+        if not isinstance(wm, dict):
+            return None
+        nw, total, seen = {}, 0, set()
+        d = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+        for k, shard in wm.items():
+            if k in self.packed:
+                nw[k + "_packed"] = nw[k + "_shape"] = shard
+            elif not (k.endswith("_scale") and k[:-6] in set(self.floated)):
+                nw[k] = shard
+            if shard not in seen:
+                seen.add(shard)
+                total += self.data_bytes.get(d + shard, 0)
+        j["weight_map"] = nw
+        if not isinstance(j.get("metadata"), dict):
+            j["metadata"] = {}
+        j["metadata"]["total_size"] = total
+        return j
+
+    def files(self):
+        """path -> bytes of every file of the view"""
+        out = {}
+        for f in self.c.int8:
+            if f["path"].endswith(".safetensors"):
+                out[f["path"]] = self.safetensors(f)
+        for f in self.c.int8:
+            p = f["path"]
+            if p in out:
+                continue
+            body = self.c.file_bytes(f)
+            j = None
+            if p == "config.json" or p.endswith(".safetensors.index.json"):
+                try:
+                    j = json.loads(body)
+                except ValueError:
+                    j = None
+                if isinstance(j, dict):
+                    j = self.config(j) if p == "config.json" else self.index(p, j)
+            out[p] = body if j is None else (json.dumps(j, indent=2, ensure_ascii=False) + "\n").encode()
+        return out
+
+
+def write(root, path, body):
+    dst = os.path.join(root, path)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with open(dst, "wb") as o:
+        o.write(body)
+
+
 def main(argv):
+    lower = []
+    if len(argv) == 5 and argv[3] == "--lower":
+        lower = [int(v[3:]) for v in argv[4].split(",") if v in ("int2", "int3", "int4", "int5", "int6", "int7")]
+        argv = argv[:3]
     if len(argv) != 3:
         print(__doc__.strip().split("\n")[2].strip(), file=sys.stderr)
         return 2
@@ -581,10 +792,10 @@ def main(argv):
         c = Container(argv[1])
         for view, files in (("high", c.high), ("int8", c.int8)):
             for f in files:
-                dst = os.path.join(argv[2], view, f["path"])
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                with open(dst, "wb") as o:
-                    o.write(c.file_bytes(f))
+                write(os.path.join(argv[2], view), f["path"], c.file_bytes(f))
+        for n in lower:
+            for path, body in Lower(c, n).files().items():
+                write(os.path.join(argv[2], f"int{n}"), path, body)
         print(f"qsread: {argv[1]}: part codecs {c.codec_counts()}")
     except (Damage, KeyError, ValueError, TypeError, zstandard.ZstdError) as e:
         print(f"qsread: {argv[1]}: {e}", file=sys.stderr)
