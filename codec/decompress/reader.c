@@ -44,7 +44,10 @@ qs_reader *qs_reader_new(qs_container *c, qs_error *err)
 	r->k = c->kernels;
 	r->have_key = UINT64_MAX;
 	r->sc_key = UINT64_MAX;
-	r->ds = malloc(sizeof(*r->ds));
+	/* calloc: its tables are large (the bucket-table cache alone ~1.8 MiB)
+	 * and zero means empty, so pages nobody uses are never touched (a
+	 * daemon makes a reader for every decode beyond its idle pool) */
+	r->ds = calloc(1, sizeof(*r->ds));
 	r->zd = ZSTD_createDCtx();
 	if (!r->ds || !r->zd) {
 		qs_fail(err, ENOMEM, "%s: out of memory for a reader (%llu-byte chunks)", c->path,
@@ -52,8 +55,7 @@ qs_reader *qs_reader_new(qs_container *c, qs_error *err)
 		qs_reader_free(r);
 		return NULL;
 	}
-	qs_qtab_cache_reset(&r->ds->qcache);
-	return r;
+	return r;   /* qcache: every entry's valid is 0 already */
 }
 
 void qs_reader_free(qs_reader *r)
@@ -261,9 +263,16 @@ const qs_dec_kernels *qs_reader_kernels(qs_reader *r)
 
 uint8_t *qs_reader_lowbuf(qs_reader *r, size_t n, qs_error *err)
 {
-	if (qs_grow((void **)&r->low, &r->low_cap, n + 1, 1)) {
-		qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, n);
-		return NULL;
+	/* exact and not zeroed (qs_grow would clear the pages it adds): every
+	 * byte is written before it is read, and a daemon makes readers often */
+	if (n + 1 > r->low_cap) {
+		uint8_t *b = realloc(r->low, n + 1);
+		if (!b) {
+			qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, n);
+			return NULL;
+		}
+		r->low = b;
+		r->low_cap = n + 1;
 	}
 	return r->low;
 }
