@@ -120,34 +120,67 @@ void qs_low_pack4(const int8_t *q, size_t ne, const uint8_t *gm, uint8_t *out)
 	}
 }
 
-/* n bits per channel: rne(q / 2^(8-n)), clamped to [-2^(n-1), 2^(n-1) - 1]. */
-static inline int code_n(int q, unsigned n)
+/* Eight offset codes of n bits, one per byte of X, as the 8n-bit string
+ * code 0 first (SWAR: pairs, then quads, then the two halves). */
+static inline uint64_t pack8(uint64_t x, unsigned n)
 {
-	unsigned k = 8 - n;
-	int c = (q + (1 << (k - 1)) - 1 + ((q >> k) & 1)) >> k, hi = (1 << (n - 1)) - 1;
-	return c > hi ? hi : c < -hi - 1 ? -hi - 1 : c;
+	x = (x & 0x00ff00ff00ff00ffull) | ((x & 0xff00ff00ff00ff00ull) >> (8 - n));
+	x = (x & 0x0000ffff0000ffffull) | ((x & 0xffff0000ffff0000ull) >> (16 - 2 * n));
+	return (x & 0xffffffffull) | ((x >> 32) << (4 * n));
+}
+
+/* BLOCKS groups of 8 offset codes U into n bytes each (8n bits).  Each
+ * group is stored as 8 bytes over the next group's place, which the next
+ * store overwrites; the last group copies only its n bytes. */
+static void pack_groups(const uint8_t *u, size_t groups, unsigned n, uint8_t *out)
+{
+	for (size_t g = 0; g < groups; g++) {
+		uint64_t v = pack8(rd64(u + 8 * g), n);
+		if (g + 1 < groups)
+			wr64(out + g * n, v);
+		else
+			memcpy(out + g * n, &v, n);   /* little-endian: the low n bytes */
+	}
+}
+
+/* n bits per channel, for a block of 256 codes: rne(q / 2^(8-n)) clamped to
+ * [-2^(n-1), 2^(n-1) - 1], plus 2^(n-1).  Straight-line with a fixed count,
+ * so that gcc -O2 vectorises it (a table lookup per code compiled to byte
+ * inserts that stalled on store forwarding). */
+#define BLOCK 256
+static void offset_codes(const int8_t *q, unsigned n, uint8_t *u)
+{
+	int k = (int)(8 - n), half = 1 << (k - 1), hi = (1 << (n - 1)) - 1;
+	for (int i = 0; i < BLOCK; i++) {
+		int c = (q[i] + half - 1 + ((q[i] >> k) & 1)) >> k;
+		c = c > hi ? hi : c < -hi - 1 ? -hi - 1 : c;
+		u[i] = (uint8_t)(c + hi + 1);
+	}
 }
 
 /* One row of COLS codes of n bits (per channel) into 32-bit little-endian
- * words. */
-static void pack_row(const int8_t *q, size_t cols, unsigned n, uint8_t *out)
+ * words: groups of 8 codes (n bytes each), then the rest bit by bit. */
+static void pack_row(const int8_t *q, size_t cols, unsigned n, uint8_t *out, size_t row_bytes)
 {
-	uint8_t lut[256];
-	for (int v = -128; v < 128; v++)
-		lut[v + 128] = (uint8_t)(code_n(v, n) + (1 << (n - 1)));
-	uint64_t acc = 0;
-	unsigned have = 0;
-	for (size_t i = 0; i < cols; i++) {
-		acc |= (uint64_t)lut[q[i] + 128] << have;
-		if ((have += n) >= 32) {
-			wr32(out, (uint32_t)acc);
-			out += 4;
-			acc >>= 32;
-			have -= 32;
+	uint8_t *end = out + row_bytes, u[BLOCK];
+	int8_t tail[BLOCK];
+	for (size_t i = 0; i < cols; i += BLOCK) {
+		size_t len = cols - i < BLOCK ? cols - i : BLOCK;
+		if (len < BLOCK) {   /* the row's last codes, zero-padded to a block */
+			memset(tail, 0, sizeof(tail));
+			memcpy(tail, q + i, len);
 		}
+		offset_codes(len < BLOCK ? tail : q + i, n, u);
+		size_t groups = len / 8;
+		pack_groups(u, groups, n, out);
+		out += groups * n;
+		uint64_t acc = 0;   /* under 8 codes left: they go on from a byte boundary */
+		for (size_t j = groups * 8; j < len; j++)
+			acc |= (uint64_t)u[j] << ((j - groups * 8) * n);
+		for (size_t bits = (len - groups * 8) * n, done = 0; done < bits; done += 8)
+			*out++ = (uint8_t)(acc >> done);
 	}
-	if (have)
-		wr32(out, (uint32_t)acc);
+	memset(out, 0, (size_t)(end - out));   /* zero bits to the row's last 32-bit word */
 }
 
 /* The scales of ROWS rows (row scale bits RS) into OUT. */
@@ -202,7 +235,7 @@ ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const
 			if (n == 4)   /* whole groups: the chunk's rows are one run of them */
 				k->pack4((const int8_t *)buf, ne, gm, out);
 			for (size_t i = 0; n != 4 && i < rows; i++)
-				pack_row((const int8_t *)buf + i * s->cols, s->cols, n, out + i * rb);
+				pack_row((const int8_t *)buf + i * s->cols, s->cols, n, out + i * rb, rb);
 			return (ssize_t)(rows * rb);
 		}
 	}

@@ -4,7 +4,7 @@
  *   qsbench X.qst SRCDIR [--reps N]
  *
  * Prints one line per measurement as "key value" pairs for bench.sh:
- * single-thread decode of the whole high, INT8 and INT4 views through qs_read
+ * single-thread decode of the whole high, INT8, INT4, INT3 and INT2 views through qs_read
  * (warm buffers, container in the page cache), zstd -3 of the same high
  * bytes (compress + decompress, one thread, libzstd), and the sizes.
  */
@@ -64,14 +64,14 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--zstd") && i + 1 < argc) zfile = argv[++i];
 	}
 	qs_error e;
-	qs_container *c = qs_open_ex(argv[1], QS_OPEN_INT(4), &e);
+	qs_container *c = qs_open_ex(argv[1], QS_OPEN_LOW_VIEWS, &e);
 	if (!c) {
 		fprintf(stderr, "qsbench: %s\n", e.msg);
 		return 1;
 	}
 	uint8_t *buf = malloc(BLK);
-	static const qs_view views[] = { QS_VIEW_HIGH, QS_VIEW_INT8, QS_VIEW_INT4 };
-	for (int i = 0; i < 3; i++) {
+	static const qs_view views[] = { QS_VIEW_HIGH, QS_VIEW_INT8, QS_VIEW_INT4, QS_VIEW_INT3, QS_VIEW_INT2 };
+	for (int i = 0; i < 5; i++) {
 		qs_view v = views[i];
 		double best = 1e30;
 		uint64_t bytes = 0;

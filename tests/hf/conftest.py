@@ -24,6 +24,17 @@ MODELS = {
 }
 
 
+def run(model, name):
+    """The model's output on 2 x 24 fixed random tokens (logits or the last
+    hidden state), as float."""
+    import torch
+    torch.manual_seed(0)
+    ids = torch.randint(0, 500, (2, 24))
+    with torch.no_grad():
+        out = model.eval()(input_ids=ids)
+    return (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()
+
+
 def _save_models(root):
     import torch
     import transformers

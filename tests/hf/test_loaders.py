@@ -12,17 +12,9 @@ import transformers
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import MODELS  # tests/hf/conftest.py
+from conftest import MODELS, run  # tests/hf/conftest.py
 
 REL_ERR = {}
-
-
-def run(model, name):
-    torch.manual_seed(0)
-    ids = torch.randint(0, 500, (2, 24))
-    with torch.no_grad():
-        out = model.eval()(input_ids=ids)
-    return (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()
 
 
 def load(cls, path):

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fs"))
 import qsmount as fs  # noqa: E402
 
-from conftest import MODELS  # noqa: E402  (tests/hf/conftest.py)
+from conftest import MODELS, run  # noqa: E402  (tests/hf/conftest.py)
 
 WIDTHS = [2, 3, 4, 5, 6, 7]
 LOADED = ["minilm-bf16", "llama-sharded", "llama-tied"]
@@ -35,14 +35,6 @@ def low(hf):
         yield m
     finally:
         m.close()
-
-
-def run(model, name):
-    torch.manual_seed(0)
-    ids = torch.randint(0, 500, (2, 24))
-    with torch.no_grad():
-        out = model.eval()(input_ids=ids)
-    return (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()
 
 
 def rel(a, b):

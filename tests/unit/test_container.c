@@ -84,18 +84,7 @@ static char *make_model(int sharded)
 		snprintf(path, sizeof(path), "%s/model.safetensors", dir);
 		tt_write_st(path, t, n, "\"__metadata__\":{\"format\":\"pt\"}");
 	} else {
-		snprintf(path, sizeof(path), "%s/model-00001-of-00002.safetensors", dir);
-		tt_write_st(path, t, 6, NULL);
-		snprintf(path, sizeof(path), "%s/model-00002-of-00002.safetensors", dir);
-		tt_write_st(path, t + 6, n - 6, NULL);
-		json_t *wm = json_object();
-		for (int i = 0; i < n; i++)
-			json_object_set_new(wm, t[i].name, json_string(i < 6 ? "model-00001-of-00002.safetensors"
-								    : "model-00002-of-00002.safetensors"));
-		json_t *idx = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 1, "weight_map", wm);
-		snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
-		json_dump_file(idx, path, JSON_INDENT(2));
-		json_decref(idx);
+		tt_write_two_shards(dir, t, n, 6);
 	}
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	tt_write_file(path, "{\"model_type\": \"llama\", \"hidden_size\": 16}\n", 43);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 
 typedef struct tt_tensor {
 	const char *name, *dtype;
@@ -57,6 +58,25 @@ static inline void tt_write_st(const char *path, const tt_tensor *t, int n, cons
 		fwrite(t[i].data, 1, t[i].bytes, f);
 	fclose(f);
 	free(h);
+}
+
+/* DIR/model-0000{1,2}-of-00002.safetensors holding T[0..split) and
+ * T[split..n), and the shard index naming them. */
+static inline void tt_write_two_shards(const char *dir, const tt_tensor *t, int n, int split)
+{
+	static const char *const shard[2] = { "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors" };
+	char path[4200];
+	for (int k = 0; k < 2; k++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, shard[k]);
+		tt_write_st(path, t + (k ? split : 0), k ? n - split : split, NULL);
+	}
+	json_t *wm = json_object();
+	for (int i = 0; i < n; i++)
+		json_object_set_new(wm, t[i].name, json_string(shard[i >= split]));
+	json_t *idx = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 1, "weight_map", wm);
+	snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
+	json_dump_file(idx, path, JSON_INDENT(2));
+	json_decref(idx);
 }
 
 static inline char *tt_tmpdir(void)
