@@ -147,19 +147,15 @@ static int add_mem_stream(qs_index *ix, const char *name, uint8_t *mem, uint64_t
 ssize_t qs_index_add_gen_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
 			      const qs_extent *x, size_t nx, const uint8_t *sha256, qs_error *err)
 {
-	qs_extent *ne = realloc(ix->extents, (ix->n_extents + nx + 1) * sizeof(qs_extent));
-	if (ne)
-		ix->extents = ne;
-	/* exact sizes (every append reallocates): a daemon keeps these arrays
-	 * for every container, and doubling them costs more than the copies */
-	qs_stream *ns = realloc(ix->streams, (ix->n_streams + 1) * sizeof(qs_stream));
-	if (ns)
-		ix->streams = ns;
-	qs_vfile *nf = realloc(ix->files[v], (ix->n_files[v] + 1) * sizeof(qs_vfile));
-	if (nf)
-		ix->files[v] = nf;
+	/* arrays as loaded are exact: their capacity is at least their count */
+	ix->cap_extents = ix->cap_extents > ix->n_extents ? ix->cap_extents : ix->n_extents;
+	ix->cap_streams = ix->cap_streams > ix->n_streams ? ix->cap_streams : ix->n_streams;
+	ix->cap_files[v] = ix->cap_files[v] > ix->n_files[v] ? ix->cap_files[v] : ix->n_files[v];
+	int bad = qs_grow((void **)&ix->extents, &ix->cap_extents, ix->n_extents + nx + 1, sizeof(qs_extent))
+		|| qs_grow((void **)&ix->streams, &ix->cap_streams, ix->n_streams + 1, sizeof(qs_stream))
+		|| qs_grow((void **)&ix->files[v], &ix->cap_files[v], ix->n_files[v] + 1, sizeof(qs_vfile));
 	char *path = strdup(name);
-	if (!ne || !ns || !nf || !path) {
+	if (bad || !path) {
 		free(path);
 		free(mem);
 		return qs_fail(err, ENOMEM, "out of memory");
@@ -192,9 +188,28 @@ ssize_t qs_index_add_gen_file(qs_index *ix, int v, const char *name, uint8_t *me
 		f->n_extents++;
 		f->size += e.len;
 	}
-	ix->n_streams += mem != NULL;
-	qs_index_assign_keys(ix);
+	if (mem) {   /* a new stream: keys again (a file of shared extents adds none) */
+		ix->n_streams++;
+		qs_index_assign_keys(ix);
+	}
 	return (ssize_t)ix->n_files[v]++;
+}
+
+static void fit(void **a, size_t *cap, size_t n, size_t elem)
+{
+	void *p = n && *cap > n ? realloc(*a, n * elem) : NULL;
+	if (p) {
+		*a = p;
+		*cap = n;
+	}
+}
+
+void qs_index_fit(qs_index *ix)
+{
+	fit((void **)&ix->extents, &ix->cap_extents, ix->n_extents, sizeof(qs_extent));
+	fit((void **)&ix->streams, &ix->cap_streams, ix->n_streams, sizeof(qs_stream));
+	for (int v = 0; v < QS_N_VIEWS; v++)
+		fit((void **)&ix->files[v], &ix->cap_files[v], ix->n_files[v], sizeof(qs_vfile));
 }
 
 ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,

@@ -123,6 +123,10 @@ typedef struct qs_index {
 	uint8_t face_slot[QS_N_FACES];
 	unsigned n_slots;
 	unsigned low_views;         /* bit N: view N is generated (lowview.c) */
+	/* capacities while generated files are appended (qs_index_add_gen_file
+	 * grows geometrically: a view of 40,000 files must not copy its arrays
+	 * 40,000 times); qs_index_fit makes the arrays exact again */
+	size_t cap_streams, cap_extents, cap_files[QS_N_VIEWS];
 } qs_index;
 
 /* ---- errors ------------------------------------------------------------ */
@@ -208,6 +212,9 @@ ssize_t qs_index_add_mem_file(qs_index *ix, int v, const char *name, uint8_t *me
 #define QS_GEN_MEM UINT32_MAX
 ssize_t qs_index_add_gen_file(qs_index *ix, int v, const char *name, uint8_t *mem, uint64_t mem_len,
 			      const qs_extent *x, size_t nx, const uint8_t *sha256, qs_error *err);
+/* Trim the arrays generated files grew to their sizes: an open container
+ * keeps only what it uses (a daemon holds hundreds). */
+void qs_index_fit(qs_index *ix);
 /* The last extent of F that starts at or before OFF (F has extents). */
 uint64_t qs_extent_at(const qs_index *ix, const qs_vfile *f, uint64_t off);
 

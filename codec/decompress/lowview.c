@@ -90,7 +90,7 @@ static void drop_view(qs_index *ix, unsigned n)
 		free(ix->files[n][i].path);
 	free(ix->files[n]);
 	ix->files[n] = NULL;
-	ix->n_files[n] = 0;
+	ix->n_files[n] = ix->cap_files[n] = 0;
 }
 
 static int build_view(lv *b, qs_error *err)

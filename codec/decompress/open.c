@@ -159,6 +159,7 @@ qs_container *qs_open_ex(const char *path, unsigned flags, qs_error *err)
 	if (check_ends(c, (uint64_t)st.st_size, tr, err) || load_index(c, (uint64_t)st.st_size, tr, err)
 	    || qs_low_views_init(c, flags, err) || qs_single_files_init(c, flags & QS_OPEN_SINGLE_FILE, err))
 		goto fail;
+	qs_index_fit(c->ix);
 	return c;
 fail:
 	qs_close(c);
