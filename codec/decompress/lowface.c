@@ -129,14 +129,16 @@ static inline uint64_t pack8(uint64_t x, unsigned n)
 	return (x & 0xffffffffull) | ((x >> 32) << (4 * n));
 }
 
-/* BLOCKS groups of 8 offset codes U into n bytes each (8n bits).  Each
- * group is stored as 8 bytes over the next group's place, which the next
- * store overwrites; the last group copies only its n bytes. */
+/* GROUPS groups of 8 offset codes U into n bytes each (8n bits).  A group
+ * is stored as 8 bytes, over the places of the groups after it, which their
+ * stores overwrite; the last groups, whose 8 bytes would pass the end of
+ * the GROUPS * n written here, copy only their n. */
 static void pack_groups(const uint8_t *u, size_t groups, unsigned n, uint8_t *out)
 {
+	size_t end = groups * n;
 	for (size_t g = 0; g < groups; g++) {
 		uint64_t v = pack8(rd64(u + 8 * g), n);
-		if (g + 1 < groups)
+		if (g * n + 8 <= end)
 			wr64(out + g * n, v);
 		else
 			memcpy(out + g * n, &v, n);   /* little-endian: the low n bytes */
