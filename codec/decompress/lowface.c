@@ -200,51 +200,59 @@ static void scale_rows(const qs_fmtinfo *f, const uint32_t *rs, size_t rows, siz
 	}
 }
 
+/* The INT8 codes of P's chunk into BUF.  A scale face has no span (map.c):
+ * when it needs the codes it reads their bytes itself. */
+static int chunk_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *buf,
+		       const char *file, qs_error *err)
+{
+	qs_container *c = qs_reader_container(r);
+	uint8_t *own = NULL;
+	if (qs_face_is_scale((int)p->face)) {
+		qs_piece pq = *p;
+		qs_span_of(c, s, QS_FACE_Q, p->chunk, &pq);
+		if (!(span = own = malloc(pq.span_len + 1)))
+			return qs_fail(err, ENOMEM, "%s: out of memory for a %zu-byte span", c->path, pq.span_len);
+		if (qs_read_span(c, &pq, own, file, err)) {
+			free(own);
+			return -1;
+		}
+	}
+	ssize_t got = qs_reader_codes(r, p, span, (int8_t *)buf, file, err);
+	free(own);
+	return got < 0 ? -1 : 0;
+}
+
 ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
 		      const char *file, qs_error *err)
 {
 	qs_container *c = qs_reader_container(r);
+	const qs_dec_kernels *k = qs_reader_kernels(r);
 	unsigned n = qs_face_bits((int)p->face);
 	int scale = qs_face_is_scale((int)p->face), damaged = 0;
 	size_t ne = qs_chunk_elems(s, p->chunk), rows = ne / s->cols, ng = n == 4 ? ne / QS_INT4_GROUP : 0;
+	uint64_t rb = qs_face_unit_bytes(s, (int)p->face);
 	const uint8_t *gm = n == 4 ? kept_max(c, s, p->chunk, ng, &damaged) : NULL;
 	if (damaged)
 		return qs_piece_error(c, p, file, EIO, "checksum mismatch in kept INT4 group maxima", err);
 	if (!scale || (n == 4 && !gm)) {
-		uint8_t *buf = qs_reader_lowbuf(r, ne + ng, err), *own = NULL;
-		if (buf && scale) {   /* the codes' bytes, read here (no span) */
-			qs_piece pq = *p;
-			qs_span_of(c, s, QS_FACE_Q, p->chunk, &pq);
-			if (!(span = own = malloc(pq.span_len + 1)))
-				return qs_fail(err, ENOMEM, "%s: out of memory for a %zu-byte span", c->path, pq.span_len);
-			if (qs_read_span(c, &pq, own, file, err)) {
-				free(own);
-				return -1;
-			}
-		}
-		ssize_t got = buf ? qs_reader_codes(r, p, span, (int8_t *)buf, file, err) : -1;
-		free(own);
-		if (got < 0)
+		uint8_t *buf = qs_reader_lowbuf(r, ne + ng, err);
+		if (!buf || chunk_codes(r, s, p, span, buf, file, err))
 			return -1;
-		const qs_dec_kernels *k = qs_reader_kernels(r);
 		if (n == 4 && !gm) {
 			k->max4((const int8_t *)buf, ne, buf + ne);
 			gm = buf + ne;
 			keep_max(c, s, p->chunk, gm, ng);
 		}
-		if (!scale) {
-			uint64_t rb = qs_face_unit_bytes(s, (int)p->face);
-			if (n == 4)   /* whole groups: the chunk's rows are one run of them */
-				k->pack4((const int8_t *)buf, ne, gm, out);
-			for (size_t i = 0; n != 4 && i < rows; i++)
-				pack_row((const int8_t *)buf + i * s->cols, s->cols, n, out + i * rb, rb);
+		if (!scale && n == 4)   /* whole groups: the chunk's rows are one run of them */
+			k->pack4((const int8_t *)buf, ne, gm, out);
+		for (size_t i = 0; !scale && n != 4 && i < rows; i++)
+			pack_row((const int8_t *)buf + i * s->cols, s->cols, n, out + i * rb, rb);
+		if (!scale)
 			return (ssize_t)(rows * rb);
-		}
 	}
 	const uint32_t *rs = qs_reader_row_scales(r, s, p->chunk * s->chunk_elems, ne, file, err);
 	if (!rs)
 		return -1;
-	const qs_fmtinfo *f = qs_fmt_info(s->fmt);
-	scale_rows(f, rs, rows, s->cols, n, gm, out);
-	return (ssize_t)(rows * qs_face_unit_bytes(s, (int)p->face));
+	scale_rows(qs_fmt_info(s->fmt), rs, rows, s->cols, n, gm, out);
+	return (ssize_t)(rows * rb);
 }
