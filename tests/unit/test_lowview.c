@@ -329,6 +329,8 @@ static void check_view_file(qs_container *c, unsigned n, const char *path)
 static void test_every_width_follows_the_rules(void **state)
 {
 	char *src = make_model(0), *qst = pack_it(src);
+	size_t before_n, after_n;
+	uint8_t *before = tt_read(qst, &before_n);
 	qs_error e = { 0 };
 	qs_container *c = qs_open_ex(qst, QS_OPEN_LOW_VIEWS, &e);
 	assert_non_null(c);
@@ -347,6 +349,12 @@ static void test_every_width_follows_the_rules(void **state)
 	assert_int_equal(qs_file_count(c, QS_VIEW_INT4), 0);
 	assert_non_null(qs_view_dir(c, QS_VIEW_INT3));
 	qs_close(c);
+	/* views, not data: presenting every one left the container as packed */
+	uint8_t *after = tt_read(qst, &after_n);
+	assert_int_equal(after_n, before_n);
+	assert_memory_equal(after, before, before_n);
+	free(before);
+	free(after);
 	drop(src, qst);
 }
 
