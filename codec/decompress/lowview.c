@@ -21,8 +21,6 @@
 
 #include "lowview.h"
 
-static const char *const low_dirs[QS_N_VIEWS] = { NULL, NULL, "int2", "int3", "int4", "int5", "int6", "int7" };
-
 int lv_add(lv *b, uint32_t stream, uint32_t face, uint64_t off, uint64_t len, qs_error *err)
 {
 	if (!len)
@@ -135,7 +133,7 @@ int qs_low_views_init(qs_container *c, unsigned flags, qs_error *err)
 		json_decref(b.floated);
 		json_decref(b.data_bytes);
 		if (!rc) {
-			c->dir[n] = low_dirs[n];
+			c->dir[n] = qs_view_names[n];   /* a lower view's directory is its name */
 		} else if (e.code != ENOMEM) {
 			/* a view the INT8 view cannot give is absent, not an open error:
 			 * the stored views are still served (the daemon logs why) */

@@ -66,6 +66,21 @@ static ent *push(ent *e, size_t *n, const char *name, const char *suffix, const 
 	return x;
 }
 
+/* An entry of R x COLS whose bytes are FACE of stream S (index SI). */
+static ent *face_entry(ent *e, size_t *n, const char *name, const char *suffix, const char *dtype, int dsize,
+		       uint64_t rows, uint64_t cols, const qs_stream *s, uint32_t si, int face)
+{
+	ent *x = push(e, n, name, suffix, dtype, dsize);
+	x->ndim = 2;
+	x->shape[0] = rows;
+	x->shape[1] = cols;
+	x->kind = E_FACE;
+	x->stream = si;
+	x->face = (uint32_t)face;
+	x->len = qs_face_bytes(s, face);
+	return x;
+}
+
 /* The entries of weight T (codes in stream S) as this view presents it. */
 static void weight_entries(lv *b, const qs_st_tensor *t, const qs_stream *s, ent *e, size_t *n)
 {
@@ -74,25 +89,12 @@ static void weight_entries(lv *b, const qs_st_tensor *t, const qs_stream *s, ent
 	uint64_t rows = t->shape[0];
 	uint32_t si = (uint32_t)(s - b->c->ix->streams);
 	if (!qs_low_ok(s, b->n)) {   /* left in its source dtype */
-		ent *w = push(e, n, t->name, "", fdt, (int)fi->esize);
-		w->ndim = 2;
-		w->shape[0] = rows;
-		w->shape[1] = s->cols;
-		w->kind = E_FACE;
-		w->stream = si;
-		w->face = QS_FACE_HIGH;
-		w->len = qs_face_bytes(s, QS_FACE_HIGH);
+		face_entry(e, n, t->name, "", fdt, (int)fi->esize, rows, s->cols, s, si, QS_FACE_HIGH);
 		json_object_set_new(b->floated, t->name, json_true());
 		return;
 	}
-	ent *p = push(e, n, t->name, "_packed", "I32", 4);
-	p->ndim = 2;
-	p->shape[0] = rows;
-	p->shape[1] = qs_face_unit_bytes(s, QS_FACE_PACK(b->n)) / 4;
-	p->kind = E_FACE;
-	p->stream = si;
-	p->face = QS_FACE_PACK(b->n);
-	p->len = qs_face_bytes(s, (int)p->face);
+	face_entry(e, n, t->name, "_packed", "I32", 4, rows, qs_face_unit_bytes(s, QS_FACE_PACK(b->n)) / 4, s, si,
+		   QS_FACE_PACK(b->n));
 	ent *sh = push(e, n, t->name, "_shape", "I64", 8);
 	sh->ndim = 1;
 	sh->shape[0] = 2;
@@ -100,14 +102,8 @@ static void weight_entries(lv *b, const qs_st_tensor *t, const qs_stream *s, ent
 	sh->len = 16;
 	sh->val[0] = rows;
 	sh->val[1] = s->cols;
-	ent *sc = push(e, n, t->name, "_scale", fdt, (int)fi->esize);
-	sc->ndim = 2;
-	sc->shape[0] = rows;
-	sc->shape[1] = b->n == 4 ? s->cols / QS_INT4_GROUP : 1;
-	sc->kind = E_FACE;
-	sc->stream = si;
-	sc->face = QS_FACE_SCALE(b->n);
-	sc->len = qs_face_bytes(s, (int)sc->face);
+	face_entry(e, n, t->name, "_scale", fdt, (int)fi->esize, rows, b->n == 4 ? s->cols / QS_INT4_GROUP : 1, s, si,
+		   QS_FACE_SCALE(b->n));
 	json_object_set_new(b->packed, t->name, json_true());
 }
 
