@@ -418,6 +418,22 @@ static void test_scale_before_codes(void **state)
 	drop(src, qst);
 }
 
+/* Every piece of file I of view V (SIZE bytes), in file order, into a new
+ * array of *N. */
+static qs_piece *all_pieces(qs_container *c, qs_view v, size_t i, uint64_t size, size_t *n)
+{
+	size_t cap = 64, got;
+	qs_piece *p = malloc(cap * sizeof(qs_piece));
+	*n = 0;
+	for (uint64_t off = 0; (got = qs_map(c, v, i, off, size - off, p + *n, cap - *n)); ) {
+		*n += got;
+		off = p[*n - 1].file_off + p[*n - 1].len;
+		if (*n == cap)
+			p = realloc(p, (cap *= 2) * sizeof(qs_piece));
+	}
+	return p;
+}
+
 /* Every piece of every lower view decodes into a buffer of exactly its
  * decoded_size, as a cache owner gives it (qs_read's own buffer is larger:
  * ASan sees a write past the end only here), to the bytes qs_read gives. */
@@ -432,22 +448,19 @@ static void test_pieces_fill_exact_buffers(void **state)
 		for (size_t i = 0; i < qs_file_count(c, (qs_view)v); i++) {
 			qs_file_info fi;
 			qs_file_get(c, (qs_view)v, i, &fi);
-			size_t n;
+			size_t n, np;
 			uint8_t *whole = read_file(c, (qs_view)v, fi.path, &n);
-			qs_piece p[64];
-			size_t np;
-			for (uint64_t off = 0; (np = qs_map(c, (qs_view)v, i, off, fi.size - off, p, 64)); ) {
-				for (size_t k = 0; k < np; k++) {
-					uint8_t *span = malloc(p[k].span_len + 1), *out = malloc(p[k].decoded_size);
-					assert_int_equal(qs_read_span(c, &p[k], span, fi.path, &e), 0);
-					assert_int_equal(qs_decode_piece(r, &p[k], span, out, fi.path, &e), (ssize_t)p[k].decoded_size);
-					assert_memory_equal(out + p[k].chunk_off, whole + p[k].file_off, p[k].len);
-					checked += p[k].face >= 2;
-					free(span);
-					free(out);
-				}
-				off = p[np - 1].file_off + p[np - 1].len;
+			qs_piece *p = all_pieces(c, (qs_view)v, i, fi.size, &np);
+			for (size_t k = 0; k < np; k++) {
+				uint8_t *span = malloc(p[k].span_len + 1), *out = malloc(p[k].decoded_size);
+				assert_int_equal(qs_read_span(c, &p[k], span, fi.path, &e), 0);
+				assert_int_equal(qs_decode_piece(r, &p[k], span, out, fi.path, &e), (ssize_t)p[k].decoded_size);
+				assert_memory_equal(out + p[k].chunk_off, whole + p[k].file_off, p[k].len);
+				checked += p[k].face >= 2;
+				free(span);
+				free(out);
 			}
+			free(p);
 			free(whole);
 		}
 	assert_true(checked > 50);
@@ -470,17 +483,15 @@ static void test_keys(void **state)
 		for (size_t i = 0; i < qs_file_count(c, (qs_view)v); i++) {
 			qs_file_info fi;
 			qs_file_get(c, (qs_view)v, i, &fi);
-			qs_piece p[64];
 			size_t np;
-			for (uint64_t off = 0; (np = qs_map(c, (qs_view)v, i, off, fi.size - off, p, 64)); ) {
-				for (size_t k = 0; k < np; k++) {
-					uint64_t who = (uint64_t)p[k].stream << 40 | (uint64_t)p[k].face << 32 | p[k].chunk;
-					assert_true(p[k].key < nk);
-					assert_true(id[p[k].key] == UINT64_MAX || id[p[k].key] == who);
-					id[p[k].key] = who;
-				}
-				off = p[np - 1].file_off + p[np - 1].len;
+			qs_piece *p = all_pieces(c, (qs_view)v, i, fi.size, &np);
+			for (size_t k = 0; k < np; k++) {
+				uint64_t who = (uint64_t)p[k].stream << 40 | (uint64_t)p[k].face << 32 | p[k].chunk;
+				assert_true(p[k].key < nk);
+				assert_true(id[p[k].key] == UINT64_MAX || id[p[k].key] == who);
+				id[p[k].key] = who;
 			}
+			free(p);
 		}
 	free(id);
 	/* the merged single file of a lower view holds the shards' bytes */
