@@ -59,6 +59,13 @@ QS_API int qs_read_span(const qs_container *c, const qs_piece *p, void *span, co
  * message.  Returns decoded_size, or -1 with *err. */
 QS_API ssize_t qs_decode_piece(qs_reader *r, const qs_piece *p, const void *span, void *out, const char *file,
 			       qs_error *err);
+/* Whether P's decode is cheaper after another piece's: a lower view's INT4
+ * scales come from group maxima the decode of the chunk's packed codes
+ * keeps, and without them decode the codes a second time.  1 and *KEY (that
+ * piece's key), or 0.  A cache owner that finds another thread loading KEY
+ * may wait for it before decoding P, when it holds nothing it must still
+ * load. */
+QS_API int qs_piece_after(const qs_container *c, const qs_piece *p, uint64_t *key);
 /* Fill *err with code CODE and "container: file 'FILE': tensor 'T': chunk K:
  * WHAT" for a problem with piece P found by the caller (a failed backing
  * read); returns -1.  The one format of every chunk message. */

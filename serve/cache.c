@@ -172,14 +172,36 @@ static void evict(qsv_cache *c, size_t need)
 	trim_pools(c, p && p->n ? 0 : need);
 }
 
+static qsv_entry *lookup(qsv_cache *c, uint64_t gen, uint64_t key)
+{
+	qsv_entry *e = c->buckets[slot(c, gen, key)];
+	while (e && (e->gen != gen || e->key != key))
+		e = e->hnext;
+	return e;
+}
+
+/* Wait (c->mu held) until E, which is LOADING, is published: 0, or -1 if
+ * its loader failed (E is then gone unless others hold it). */
+static int wait_loaded(qsv_cache *c, qsv_entry *e)
+{
+	c->st.waits++;
+	e->holds++;
+	while (e->state == E_LOADING)
+		pthread_cond_wait(&c->cv, &c->mu);
+	e->holds--;
+	if (e->state != E_FAILED)
+		return 0;
+	if (!e->holds && !e->in_table)
+		destroy(c, e);
+	return -1;
+}
+
 qsv_entry *qsv_cache_get(qsv_cache *c, uint64_t gen, uint64_t key, size_t size, int mode, int *load)
 {
 	*load = 0;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		qsv_entry *e = c->buckets[slot(c, gen, key)];
-		while (e && (e->gen != gen || e->key != key))
-			e = e->hnext;
+		qsv_entry *e = lookup(c, gen, key);
 		if (!e)
 			break;
 		if (mode == QSV_GET_PREFETCH || (mode == QSV_GET_TRY && e->state == E_LOADING)) {
@@ -187,19 +209,10 @@ qsv_entry *qsv_cache_get(qsv_cache *c, uint64_t gen, uint64_t key, size_t size, 
 			errno = EAGAIN;
 			return NULL;
 		}
-		if (e->state == E_LOADING) {
-			c->st.waits++;
-			e->holds++;
-			while (e->state == E_LOADING)
-				pthread_cond_wait(&c->cv, &c->mu);
-			e->holds--;
-			if (e->state == E_FAILED) {
-				if (!e->holds && !e->in_table)
-					destroy(c, e);
-				pthread_mutex_unlock(&c->mu);
-				errno = EIO;
-				return NULL;
-			}
+		if (e->state == E_LOADING && wait_loaded(c, e)) {
+			pthread_mutex_unlock(&c->mu);
+			errno = EIO;
+			return NULL;
 		}
 		e->holds++;
 		c->st.hits++;
@@ -236,6 +249,19 @@ qsv_entry *qsv_cache_get(qsv_cache *c, uint64_t gen, uint64_t key, size_t size, 
 	*load = 1;
 	pthread_mutex_unlock(&c->mu);
 	return e;
+}
+
+int qsv_cache_loading(qsv_cache *c, uint64_t gen, uint64_t key, int wait)
+{
+	pthread_mutex_lock(&c->mu);
+	qsv_entry *e = lookup(c, gen, key);
+	int loading = e && e->state == E_LOADING;
+	if (loading && wait) {
+		wait_loaded(c, e);
+		loading = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return loading;
 }
 
 void qsv_cache_publish(qsv_cache *c, qsv_entry *e, int ok)

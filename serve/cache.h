@@ -36,6 +36,11 @@ enum { QSV_GET_WAIT = 0, QSV_GET_TRY = 1, QSV_GET_PREFETCH = 2 };
  * no deadlock); PREFETCH returns NULL for any existing entry.  NULL with
  * errno ENOMEM: out of memory; EIO (WAIT): the loader failed. */
 qsv_entry *qsv_cache_get(qsv_cache *c, uint64_t gen, uint64_t key, size_t size, int mode, int *load);
+/* 1 if another thread is loading (gen, key), else 0; with WAIT, waits for
+ * it to be published first (and returns 0).  Takes no hold: for a chunk
+ * whose decode is cheaper after another's (qs_piece_after), by a caller
+ * that holds nothing it must still load. */
+int qsv_cache_loading(qsv_cache *c, uint64_t gen, uint64_t key, int wait);
 void qsv_cache_publish(qsv_cache *c, qsv_entry *e, int ok);
 void qsv_cache_put(qsv_cache *c, qsv_entry *e);   /* drop the caller's hold */
 uint8_t *qsv_entry_data(qsv_entry *e);

@@ -8,22 +8,16 @@
 #include <stdio.h>
 
 #define BATCH 32          /* chunks read in one io_uring submission */
-#define KEEP_SPANS 1
-#define KEEP_SPAN_BYTES (2u << 20)
 
 /* One per thread (FUSE's, the workers', a test's), freed at thread exit. */
 typedef struct io_state {
 	struct io_uring ring;
 	int ring_state;            /* 0 untried, 1 ok, -1 failed: fall back to pread */
-	uint8_t *spans[BATCH];
-	size_t cap[BATCH];
 } io_state;
 
 void qsv_io_free(void *p)
 {
 	io_state *t = p;
-	for (int i = 0; i < BATCH; i++)
-		free(t->spans[i]);
 	if (t->ring_state > 0)
 		io_uring_queue_exit(&t->ring);
 	free(t);
@@ -37,46 +31,35 @@ static io_state *io_of(qsv_server *s)
 	return t;
 }
 
-static uint8_t *span_buf(io_state *t, int i, size_t len)
-{
-	if (t->cap[i] < len) {
-		uint8_t *p = realloc(t->spans[i], len);
-		if (!p)
-			return NULL;
-		t->spans[i] = p;
-		t->cap[i] = len;
-	}
-	return t->spans[i];
-}
-
-/* Span I with pread (the library's one loop): 0 or -errno. */
-static int pread_span(io_state *t, qsv_version *v, const qs_piece *p, int i)
+/* A span with pread (the library's one loop): 0 or -errno. */
+static int pread_span(qsv_version *v, const qs_piece *p, uint8_t *buf)
 {
 	qs_error e = { 0 };
-	return qs_read_span(v->c, p, t->spans[i], NULL, &e) ? -(e.code ? e.code : EIO) : 0;
+	return qs_read_span(v->c, p, buf, NULL, &e) ? -(e.code ? e.code : EIO) : 0;
 }
 
-static void pread_spans(io_state *t, qsv_version *v, const qs_piece *const *p, int n, int *res)
+static void pread_spans(qsv_version *v, const qs_piece *const *p, uint8_t *const *buf, int n, int *res)
 {
 	for (int i = 0; i < n; i++)
-		res[i] = pread_span(t, v, p[i], i);
+		res[i] = pread_span(v, p[i], buf[i]);
 }
 
-/* Read the spans of p[0..n) into t->spans[i]; res[i] = 0 or -errno. */
-static void read_spans(io_state *t, qsv_version *v, const qs_piece *const *p, int n, int *res)
+/* Read the spans of p[0..n) into buf[i]; res[i] = 0 or -errno. */
+static void read_spans(io_state *t, qsv_version *v, const qs_piece *const *p, uint8_t *const *buf, int n,
+		       int *res)
 {
 	struct io_uring *ring = &t->ring;
 	if (!t->ring_state)
 		t->ring_state = io_uring_queue_init(BATCH, ring, 0) ? -1 : 1;
 	if (t->ring_state < 0)
-		return pread_spans(t, v, p, n, res);
+		return pread_spans(v, p, buf, n, res);
 	int pending = 0, fd = qs_container_fd(v->c);
 	for (int i = 0; i < n; i++) {
 		res[i] = 0;
 		if (!p[i]->span_len)
 			continue;
 		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-		io_uring_prep_read(sqe, fd, t->spans[i], (unsigned)p[i]->span_len, p[i]->span_off);
+		io_uring_prep_read(sqe, fd, buf[i], (unsigned)p[i]->span_len, p[i]->span_off);
 		io_uring_sqe_set_data64(sqe, (uint64_t)i);
 		pending++;
 	}
@@ -88,14 +71,14 @@ static void read_spans(io_state *t, qsv_version *v, const qs_piece *const *p, in
 		if (e == -EINTR)
 			continue;
 		if (e < 0)   /* the ring broke: do the whole batch plainly */
-			return pread_spans(t, v, p, n, res);
+			return pread_spans(v, p, buf, n, res);
 		int i = (int)io_uring_cqe_get_data64(cqe);
 		int r = cqe->res;
 		io_uring_cqe_seen(ring, cqe);
 		pending--;
 		/* an error, or a short read (the file shrank): pread names it */
 		if (r < 0 || (size_t)r < p[i]->span_len)
-			res[i] = pread_span(t, v, p[i], i);
+			res[i] = pread_span(v, p[i], buf[i]);
 		atomic_fetch_add(&v->srv->n.backing_bytes, p[i]->span_len);
 	}
 }
@@ -131,35 +114,33 @@ static int decode_one(qsv_version *v, qs_reader *r, const qs_piece *p, const uin
 /* Load entries e[0..n) (all owned by the caller, LOADING) for pieces p. */
 static int load(qsv_version *v, int view, size_t file, const qs_piece *const *p, qsv_entry **e, int n)
 {
-	int res[BATCH], bad = 0;
+	int res[BATCH], bad = 0, rc = 0;
+	uint8_t *buf[BATCH] = { 0 };
+	size_t cap[BATCH] = { 0 };
 	io_state *t = io_of(v->srv);
-	for (int i = 0; i < n; i++)
-		if (!t || !span_buf(t, i, p[i]->span_len + 1)) {
-			for (int k = 0; k < n; k++)
-				qsv_cache_publish(v->srv->cache, e[k], 0);
-			return -ENOMEM;
+	for (int i = 0; i < n && !rc; i++)
+		if (!t || !(buf[i] = qsv_span_take(&v->srv->spans, p[i]->span_len + 1, &cap[i])))
+			rc = -ENOMEM;
+	if (!rc) {
+		read_spans(t, v, p, buf, n, res);
+		qs_file_info fi;
+		qs_file_get(v->c, (qs_view)view, file, &fi);
+		qs_error rerr = { 0 };
+		qs_reader *r = qsv_version_reader(v, &rerr);
+		for (int i = 0; i < n; i++) {
+			int ok = !decode_one(v, r, p[i], buf[i], e[i], res[i], fi.path, &rerr);
+			bad |= !ok;
+			qsv_cache_publish(v->srv->cache, e[i], ok);
 		}
-	read_spans(t, v, p, n, res);
-	qs_file_info fi;
-	qs_file_get(v->c, (qs_view)view, file, &fi);
-	qs_error rerr = { 0 };
-	qs_reader *r = qsv_version_reader(v, &rerr);
-	for (int i = 0; i < n; i++) {
-		int ok = !decode_one(v, r, p[i], t->spans[i], e[i], res[i], fi.path, &rerr);
-		bad |= !ok;
-		qsv_cache_publish(v->srv->cache, e[i], ok);
+		if (r)
+			qsv_version_reader_done(v, r);
+	} else {
+		for (int i = 0; i < n; i++)
+			qsv_cache_publish(v->srv->cache, e[i], 0);
 	}
-	if (r)
-		qsv_version_reader_done(v, r);
-	/* keep one small span buffer warm per thread; the others go back, or
-	 * sixteen FUSE threads could each hold 32 MiB of them while idle */
 	for (int i = 0; i < n; i++)
-		if (i >= KEEP_SPANS || t->cap[i] > KEEP_SPAN_BYTES) {
-			free(t->spans[i]);
-			t->spans[i] = NULL;
-			t->cap[i] = 0;
-		}
-	return bad ? -EIO : 0;
+		qsv_span_give(&v->srv->spans, buf[i], cap[i]);
+	return rc ? rc : bad ? -EIO : 0;
 }
 
 static qsv_entry *entry_of(qsv_version *v, const qs_piece *x, int mode, int *own)
@@ -167,12 +148,23 @@ static qsv_entry *entry_of(qsv_version *v, const qs_piece *x, int mode, int *own
 	return qsv_cache_get(v->srv->cache, v->gen, x->key, (size_t)x->decoded_size, mode, own);
 }
 
-/* Wait for the chunks other threads were loading (step 3 of qsv_fetch). */
+/* Another thread is loading the piece P's decode is cheaper after (an INT4
+ * scale face's codes: a decode at the same time would decode them again);
+ * with WAIT, wait for it (holding nothing we must still load). */
+static int after_loading(qsv_version *v, const qs_piece *p, int wait)
+{
+	uint64_t key;
+	return qs_piece_after(v->c, p, &key) && qsv_cache_loading(v->srv->cache, v->gen, key, wait);
+}
+
+/* Wait for the chunks other threads were loading, and load those that
+ * waited for them (step 3 of qsv_fetch). */
 static int wait_others(qsv_version *v, int view, size_t file, const qs_piece *p, size_t n, qsv_entry **e)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (e[i])
 			continue;
+		after_loading(v, &p[i], 1);
 		int own;
 		e[i] = entry_of(v, &p[i], QSV_GET_WAIT, &own);
 		if (!e[i])
@@ -190,9 +182,15 @@ int qsv_fetch(qsv_version *v, int view, size_t file, const qs_piece *p, size_t n
 	const qs_piece *todo[BATCH];
 	qsv_entry *todo_e[BATCH];
 	int nt = 0, rc = 0, waiting = 0;
-	/* 1. take what is cached, claim what is missing, skip what others load */
+	/* 1. take what is cached, claim what is missing, skip what others load
+	 * and what is cheaper after what others load */
 	for (size_t i = 0; i < n; i++) {
 		int own;
+		if (!rc && after_loading(v, &p[i], 0)) {
+			e[i] = NULL;
+			waiting = 1;
+			continue;
+		}
 		e[i] = rc ? NULL : entry_of(v, &p[i], QSV_GET_TRY, &own);
 		if (!e[i]) {
 			if (!rc && errno == EAGAIN)
@@ -229,6 +227,8 @@ void qsv_fetch_ahead(qsv_version *v, int view, size_t file, const qs_piece *p)
 {
 	int own;
 	uint64_t pin = p->decoded_size + p->span_len;
+	if (after_loading(v, p, 0))
+		return;   /* a read will load it after that, for less */
 	if (!qsv_budget_try(&v->srv->pins, pin))
 		return;   /* reads come first: prefetch never waits for the budget */
 	qsv_entry *e = entry_of(v, p, QSV_GET_PREFETCH, &own);

@@ -26,11 +26,14 @@ qsv_server *qsv_server_new(uint64_t cache_size, uint64_t prefetch_max, qsv_log *
 	atomic_store(&s->next_gen, 1);
 	pthread_mutex_init(&s->seen_mu, NULL);
 	qsv_budget_init(&s->pins, QSV_PIN_BUDGET);
+	int spans = qsv_spans_init(&s->spans);
 	int key = pthread_key_create(&s->io_key, qsv_io_free);
 	s->cache = qsv_cache_new(cache_size);
-	if (key || !s->cache) {
+	if (spans || key || !s->cache) {
 		if (!key)
 			pthread_key_delete(s->io_key);
+		if (!spans)
+			qsv_spans_destroy(&s->spans);
 		qsv_cache_free(s->cache);
 		qsv_budget_destroy(&s->pins);
 		free(s);
@@ -60,6 +63,7 @@ void qsv_server_free(qsv_server *s)
 	}
 	pthread_key_delete(s->io_key);
 	qsv_cache_free(s->cache);
+	qsv_spans_destroy(&s->spans);
 	qsv_budget_destroy(&s->pins);
 	pthread_mutex_destroy(&s->seen_mu);
 	free(s);

@@ -22,6 +22,7 @@
 #include "budget.h"
 #include "cache.h"
 #include "log.h"
+#include "spans.h"
 #include "qstore_chunk.h"
 
 #define QSV_MAX_PIECES 64
@@ -42,7 +43,8 @@ typedef struct qsv_server {
 					      * version presents (set before the first open) */
 	atomic_uint_fast64_t prefetch_max;   /* SIGHUP may change it: atomic */
 	atomic_uint_fast64_t next_gen;       /* version generations */
-	pthread_key_t io_key;                /* per-thread io_uring + span buffers */
+	pthread_key_t io_key;                /* per-thread io_uring */
+	qsv_spans spans;                     /* span buffers (spans.h) */
 	qsv_budget pins;                     /* bytes reads in flight may pin (budget.h) */
 	atomic_int idle_readers;             /* pooled readers, all versions: at most
 					      * QSV_MAX_IDLE_READERS (version.c) */

@@ -47,11 +47,18 @@ int qs_low_views_init(qs_container *c, unsigned flags, qs_error *err);
 void qs_low_views_free(qs_container *c);
 
 /* reader.c, for lowface.c: the INT8 codes of piece P's chunk (any face of a
- * QUANT stream; SPAN holds what its Q face needs) into Q, checked; and the
- * row scales (bits) of elements [e0, e0 + ne) of W. */
+ * QUANT stream; SPAN holds what its Q face needs), given to EACH in order:
+ * codes derived from floats (QDRV) in runs of whole rows, about QS_CODE_RUN
+ * codes (or one row) each, stored codes or a chunk that starts inside a row
+ * as one run.  EACH returns 0, or -1 to stop.  0 when
+ * every run was given and the codes were checked; -1 otherwise, and then
+ * what EACH wrote is not to be served.  And the row scales (bits) of
+ * elements [e0, e0 + ne) of W. */
 struct qs_reader;
-ssize_t qs_reader_codes(qs_reader *r, const qs_piece *p, const uint8_t *span, int8_t *q, const char *file,
-			qs_error *err);
+#define QS_CODE_RUN 16384
+typedef int (*qs_codes_fn)(void *ctx, const int8_t *q, size_t first, size_t n);
+int qs_reader_each_codes(qs_reader *r, const qs_piece *p, const uint8_t *span, qs_codes_fn each, void *ctx,
+			 const char *file, qs_error *err);
 const uint32_t *qs_reader_row_scales(qs_reader *r, const qs_stream *w, uint64_t e0, size_t ne, const char *file,
 				     qs_error *err);
 /* A buffer of N bytes kept by the reader for lowface.c (grown as needed). */

@@ -200,14 +200,43 @@ static void scale_rows(const qs_fmtinfo *f, const uint32_t *rs, size_t rows, siz
 	}
 }
 
-/* The INT8 codes of P's chunk into BUF.  A scale face has no span (map.c):
+/* What one decode of a lower face does with each run of the chunk's codes. */
+typedef struct low_job {
+	const qs_stream *s;
+	const qs_dec_kernels *k;
+	unsigned n;
+	uint8_t *gm;            /* INT4: the chunk's group maxima, made here unless KEPT */
+	int kept, pack;
+	uint8_t *out;           /* PACK: the face */
+	uint64_t rb;            /* its bytes per row */
+} low_job;
+
+/* A run of whole rows (or the chunk) of codes, elements first.. of the chunk. */
+static int low_run(void *ctx, const int8_t *q, size_t first, size_t n)
+{
+	const low_job *j = ctx;
+	if (j->n == 4) {
+		uint8_t *gm = j->gm + first / QS_INT4_GROUP;
+		if (!j->kept)
+			j->k->max4(q, n, gm);
+		if (j->pack)   /* whole groups: the rows are one run of them */
+			j->k->pack4(q, n, gm, j->out + first / 2);
+		return 0;
+	}
+	size_t cols = j->s->cols;
+	for (size_t i = 0; j->pack && i < n / cols; i++)
+		pack_row(q + i * cols, cols, j->n, j->out + (first / cols + i) * j->rb, j->rb);
+	return 0;
+}
+
+/* The chunk's codes through low_run.  A scale face has no span (map.c):
  * when it needs the codes it reads their bytes itself. */
-static int chunk_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *buf,
+static int chunk_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, low_job *j,
 		       const char *file, qs_error *err)
 {
 	qs_container *c = qs_reader_container(r);
 	uint8_t *own = NULL;
-	if (qs_face_is_scale((int)p->face)) {
+	if (!j->pack) {
 		qs_piece pq = *p;
 		qs_span_of(c, s, QS_FACE_Q, p->chunk, &pq);
 		if (!(span = own = malloc(pq.span_len + 1)))
@@ -217,42 +246,47 @@ static int chunk_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, cons
 			return -1;
 		}
 	}
-	ssize_t got = qs_reader_codes(r, p, span, (int8_t *)buf, file, err);
+	int rc = qs_reader_each_codes(r, p, span, low_run, j, file, err);
 	free(own);
-	return got < 0 ? -1 : 0;
+	return rc;
 }
 
 ssize_t qs_decode_low(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *out,
 		      const char *file, qs_error *err)
 {
 	qs_container *c = qs_reader_container(r);
-	const qs_dec_kernels *k = qs_reader_kernels(r);
 	unsigned n = qs_face_bits((int)p->face);
-	int scale = qs_face_is_scale((int)p->face), damaged = 0;
+	int damaged = 0;
 	size_t ne = qs_chunk_elems(s, p->chunk), rows = ne / s->cols, ng = n == 4 ? ne / QS_INT4_GROUP : 0;
-	uint64_t rb = qs_face_unit_bytes(s, (int)p->face);
 	const uint8_t *gm = n == 4 ? kept_max(c, s, p->chunk, ng, &damaged) : NULL;
 	if (damaged)
 		return qs_piece_error(c, p, file, EIO, "checksum mismatch in kept INT4 group maxima", err);
-	if (!scale || (n == 4 && !gm)) {
-		uint8_t *buf = qs_reader_lowbuf(r, ne + ng, err);
-		if (!buf || chunk_codes(r, s, p, span, buf, file, err))
+	low_job j = { .s = s, .k = qs_reader_kernels(r), .n = n, .gm = (uint8_t *)gm, .kept = gm != NULL,
+		      .pack = !qs_face_is_scale((int)p->face), .out = out,
+		      .rb = qs_face_unit_bytes(s, (int)p->face) };
+	if (j.pack || (n == 4 && !gm)) {
+		if ((!j.kept && n == 4 && !(j.gm = qs_reader_lowbuf(r, ng, err))) || chunk_codes(r, s, p, span, &j, file, err))
 			return -1;
-		if (n == 4 && !gm) {
-			k->max4((const int8_t *)buf, ne, buf + ne);
-			gm = buf + ne;
-			keep_max(c, s, p->chunk, gm, ng);
-		}
-		if (!scale && n == 4)   /* whole groups: the chunk's rows are one run of them */
-			k->pack4((const int8_t *)buf, ne, gm, out);
-		for (size_t i = 0; !scale && n != 4 && i < rows; i++)
-			pack_row((const int8_t *)buf + i * s->cols, s->cols, n, out + i * rb, rb);
-		if (!scale)
-			return (ssize_t)(rows * rb);
+		if (!j.kept && n == 4)
+			keep_max(c, s, p->chunk, j.gm, ng);
+		if (j.pack)
+			return (ssize_t)(rows * j.rb);
 	}
 	const uint32_t *rs = qs_reader_row_scales(r, s, p->chunk * s->chunk_elems, ne, file, err);
 	if (!rs)
 		return -1;
-	scale_rows(qs_fmt_info(s->fmt), rs, rows, s->cols, n, gm, out);
-	return (ssize_t)(rows * rb);
+	scale_rows(qs_fmt_info(s->fmt), rs, rows, s->cols, n, j.gm, out);
+	return (ssize_t)(rows * j.rb);
+}
+
+int qs_piece_after(const qs_container *c, const qs_piece *p, uint64_t *key)
+{
+	const qs_index *ix = c->ix;
+	if (p->stream >= ix->n_streams || p->face != QS_FACE_SCALE(4))
+		return 0;
+	const qs_stream *s = &ix->streams[p->stream];
+	if (p->chunk >= s->n_chunks || kept(c, s, p->chunk))
+		return 0;   /* the maxima are here already */
+	*key = qs_chunk_key(ix, s, QS_FACE_PACK(4), p->chunk);
+	return 1;
 }

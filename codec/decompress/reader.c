@@ -29,8 +29,11 @@ struct qs_reader {
 	uint8_t *sc_part, *sc_out;   /* sized to the scale chunks met so far */
 	size_t sc_part_cap, sc_out_cap;
 	uint64_t sc_key;        /* key of the scale chunk in sc_out, or UINT64_MAX */
-	uint8_t *low;           /* qs_reader_lowbuf: the codes under a lower face */
+	uint8_t *low;           /* qs_reader_lowbuf: lowface.c's (a chunk's INT4 group maxima) */
 	size_t low_cap;
+	uint8_t *run;           /* derived_runs: one run of codes */
+	size_t run_cap;
+	XXH3_state_t *xxh;      /* derived_runs: the hash of a chunk's runs */
 };
 
 qs_reader *qs_reader_new(qs_container *c, qs_error *err)
@@ -71,6 +74,8 @@ void qs_reader_free(qs_reader *r)
 	free(r->sc_part);
 	free(r->sc_out);
 	free(r->low);
+	free(r->run);
+	XXH3_freeState(r->xxh);
 	free(r);
 }
 
@@ -113,6 +118,23 @@ static ssize_t decode_mem(qs_reader *r, const qs_stream *s, const qs_piece *p, u
 	if (XXH3_64bits(out, n) != s->mem_hash[p->chunk])
 		return fail(r, p, file, "checksum mismatch in a generated chunk", err);
 	return (ssize_t)n;
+}
+
+/* *B grown to N bytes (and one more), exact and not zeroed (qs_grow would
+ * clear the pages it adds): every byte is written before it is read, and a
+ * daemon makes readers often. */
+static uint8_t *kept_buf(qs_reader *r, uint8_t **b, size_t *cap, size_t n, qs_error *err)
+{
+	if (n + 1 > *cap) {
+		uint8_t *nb = realloc(*b, n + 1);
+		if (!nb) {
+			qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, n);
+			return NULL;
+		}
+		*b = nb;
+		*cap = n + 1;
+	}
+	return *b;
 }
 
 /* Scratch for one face of a chunk that the caller did not ask for (the
@@ -163,19 +185,26 @@ static ssize_t stored_codes(qs_reader *r, const qs_stream *s, const qs_piece *p,
 	return (ssize_t)bytes;
 }
 
-/* QDRV: the floats (FSYM or RAW part B) into HI, then (Q) the codes from them. */
+/* QDRV: the floats of P's chunk (FSYM or RAW part B) into HI; 0 or -1. */
+static int derived_floats(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *hi,
+			  const char *file, qs_error *err)
+{
+	const qs_chunk *ch = &r->c->ix->chunks[s->first_chunk + p->chunk];
+	const uint8_t *pb = span + ch->len_a;
+	int bad = ch->len_a != 1 || (pb[0] != QS_CODEC_RAW && pb[0] != QS_CODEC_FSYM)
+		|| decode_bytes(r, qs_fmt_info(s->fmt), pb, ch->len_b, hi, qs_chunk_elems(s, p->chunk) * s->esize);
+	return bad ? (int)fail(r, p, file, "malformed floats", err) : 0;
+}
+
+/* QDRV: the floats into HI, then (Q) the codes from them. */
 static ssize_t derived_codes(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, uint8_t *hi,
 			     int8_t *q, const char *file, qs_error *err)
 {
 	const qs_chunk *ch = &r->c->ix->chunks[s->first_chunk + p->chunk];
-	const qs_fmtinfo *f = qs_fmt_info(s->fmt);
 	uint64_t e0 = p->chunk * s->chunk_elems;
 	size_t ne = qs_chunk_elems(s, p->chunk), bytes = ne * s->esize;
-	const uint8_t *pb = span + ch->len_a;
-	int bad = ch->len_a != 1 || (pb[0] != QS_CODEC_RAW && pb[0] != QS_CODEC_FSYM)
-		|| decode_bytes(r, f, pb, ch->len_b, hi, bytes);
-	if (bad)
-		return fail(r, p, file, "malformed floats", err);
+	if (derived_floats(r, s, p, span, hi, file, err))
+		return -1;
 	/* the floats are served only by the high face; the INT8 face's codes,
 	 * which damaged floats would change, are checked against hash_a below */
 	if (p->face != QS_FACE_Q)
@@ -184,7 +213,7 @@ static ssize_t derived_codes(qs_reader *r, const qs_stream *s, const qs_piece *p
 	const uint32_t *scales = row_scales(r, s, e0, ne, file, err);
 	if (!scales)
 		return -1;
-	r->k->derive(f, hi, ne, e0, s->cols, scales, q);
+	r->k->derive(qs_fmt_info(s->fmt), hi, ne, e0, s->cols, scales, q);
 	if (XXH3_64bits(q, ne) != ch->hash_a)
 		return fail(r, p, file, "checksum mismatch in INT8 codes derived from the floats", err);
 	return (ssize_t)ne;
@@ -237,12 +266,58 @@ static ssize_t decode_piece(qs_reader *r, const qs_piece *p, const void *span_in
 	return (ssize_t)bytes;
 }
 
-ssize_t qs_reader_codes(qs_reader *r, const qs_piece *p, const uint8_t *span, int8_t *q, const char *file,
-			qs_error *err)
+/* The codes of a QDRV chunk derived run by run into a small buffer, each
+ * given to EACH while it is in the first-level cache, and hashed as they
+ * go: the whole chunk's codes never exist at once.  What EACH wrote is the
+ * caller's to discard when the hash then fails. */
+static int derived_runs(qs_reader *r, const qs_stream *s, const qs_piece *p, const uint8_t *span, qs_codes_fn each,
+			void *ctx, const char *file, qs_error *err)
 {
+	const qs_chunk *ch = &r->c->ix->chunks[s->first_chunk + p->chunk];
+	uint64_t e0 = p->chunk * s->chunk_elems;
+	size_t ne = qs_chunk_elems(s, p->chunk);
+	/* whole rows a run (row_scales' index moves by rows), or the chunk */
+	size_t step = e0 % s->cols ? ne : s->cols >= QS_CODE_RUN ? (size_t)s->cols : QS_CODE_RUN / s->cols * s->cols;
+	step = step < ne ? step : ne;
+	int8_t *run = (int8_t *)kept_buf(r, &r->run, &r->run_cap, step, err);
+	if (!run)
+		return -1;
+	if (!r->xxh && !(r->xxh = XXH3_createState()))
+		return qs_fail(err, ENOMEM, "%s: out of memory for a hash state", r->c->path);
+	uint8_t *hi = scratch_buf(r, ne * s->esize);
+	if (!hi)
+		return qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, ne);
+	const uint32_t *scales = NULL;
+	int rc = derived_floats(r, s, p, span, hi, file, err) || !(scales = row_scales(r, s, e0, ne, file, err))
+		|| XXH3_64bits_reset(r->xxh) != XXH_OK ? -1 : 0;
+	for (size_t i = 0; !rc && i < ne; i += step) {
+		size_t n = ne - i < step ? ne - i : step;
+		r->k->derive(qs_fmt_info(s->fmt), hi + i * s->esize, n, e0 + i, s->cols, scales + i / s->cols, run);
+		XXH3_64bits_update(r->xxh, run, n);
+		rc = each(ctx, run, i, n);
+	}
+	if (!rc && XXH3_64bits_digest(r->xxh) != ch->hash_a)
+		rc = (int)fail(r, p, file, "checksum mismatch in INT8 codes derived from the floats", err);
+	scratch_done(r, hi);
+	return rc;
+}
+
+int qs_reader_each_codes(qs_reader *r, const qs_piece *p, const uint8_t *span, qs_codes_fn each, void *ctx,
+			 const char *file, qs_error *err)
+{
+	const qs_stream *s = &r->c->ix->streams[p->stream];
+	if (span[0] == QS_CODEC_QDRV)
+		return derived_runs(r, s, p, span, each, ctx, file, err);
+	/* stored codes decode as one: checked before EACH sees any of them */
+	size_t ne = qs_chunk_elems(s, p->chunk);
+	int8_t *q = (int8_t *)scratch_buf(r, ne);
+	if (!q)
+		return qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, ne);
 	qs_piece pq = *p;
 	pq.face = QS_FACE_Q;
-	return decode_quant(r, &r->c->ix->streams[p->stream], &pq, span, (uint8_t *)q, file, err);
+	int rc = stored_codes(r, s, &pq, span, q, NULL, file, err) < 0 ? -1 : each(ctx, q, 0, ne);
+	scratch_done(r, (uint8_t *)q);
+	return rc;
 }
 
 const uint32_t *qs_reader_row_scales(qs_reader *r, const qs_stream *w, uint64_t e0, size_t ne, const char *file,
@@ -263,18 +338,7 @@ const qs_dec_kernels *qs_reader_kernels(qs_reader *r)
 
 uint8_t *qs_reader_lowbuf(qs_reader *r, size_t n, qs_error *err)
 {
-	/* exact and not zeroed (qs_grow would clear the pages it adds): every
-	 * byte is written before it is read, and a daemon makes readers often */
-	if (n + 1 > r->low_cap) {
-		uint8_t *b = realloc(r->low, n + 1);
-		if (!b) {
-			qs_fail(err, ENOMEM, "%s: out of memory for a %zu-element chunk", r->c->path, n);
-			return NULL;
-		}
-		r->low = b;
-		r->low_cap = n + 1;
-	}
-	return r->low;
+	return kept_buf(r, &r->low, &r->low_cap, n, err);
 }
 
 /* Every caller sized OUT from p->decoded_size: a decode that disagrees with

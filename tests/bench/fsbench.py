@@ -23,6 +23,7 @@ import qsmount as conftest  # noqa: E402  (the Mount helper of the tests)
 
 BLOCK = 1 << 20
 CACHE = "64M"   # the default
+LOW_ROUNDS = 5  # rounds of the lower-view reads (see below)
 rss_peak = [0]
 
 
@@ -132,12 +133,22 @@ def main():
             [f"workers={w}"])
     r["cold read, INT8 single-file view"] = mounted(
         lambda m: (lambda nt: nt[0] / nt[1])(timed(lambda: read_file(m.path("gen8", "model-int8.safetensors")))))
-    # the lower views (issue 13): the same INT8 codes decoded, fewer bytes served
-    low = {}
-    for v in ("int8", "int4", "int3", "int2"):
-        low[v] = mounted(lambda m: timed(lambda: read_file(m.path("gen8", f"model-{v}.safetensors"))),
-                         ["lower_views=all"])
-        r[f"cold read, {v.upper()} single-file view (lower_views=all)"] = low[v][0] / low[v][1]
+    # the lower views (issue 13): the same INT8 codes decoded, fewer bytes
+    # served.  One read moves +-15% on a small VM, so the views are read in
+    # rounds (int8, int4, int3, int2, each on a fresh mount) and each view's
+    # time is taken against INT8's in the same round: the median of those
+    # ratios is the figure
+    low, ratio = {}, {}
+    for _ in range(LOW_ROUNDS):
+        one = {v: mounted(lambda m: timed(lambda: read_file(m.path("gen8", f"model-{v}.safetensors"))),
+                          ["lower_views=all"]) for v in ("int8", "int4", "int3", "int2")}
+        for v, nt in one.items():
+            low.setdefault(v, []).append(nt)
+            ratio.setdefault(v, []).append(nt[1] / one["int8"][1])
+    low = {v: (ts[0][0], statistics.median(t for _, t in ts)) for v, ts in low.items()}
+    ratio = {v: statistics.median(x) for v, x in ratio.items()}
+    for v, (n, t) in low.items():
+        r[f"cold read, {v.upper()} single-file view (lower_views=all)"] = n / t
 
     def eight(m):
         got = [0] * len(shards)   # one slot per thread: no shared counter
@@ -201,19 +212,21 @@ def main():
     print("|---|---|---|---|")
     for c, (a, b, h) in sweep.items():
         print(f"| {c} | {a / 1e6:.0f} | {b / 1e6:.0f} | {h / 1024:.0f} MiB |")
-    print(f"daemon peak RSS over the runs at cache_size={CACHE}: {peak / 1024:.0f} MiB (cache_size {CACHE} + 72 MiB allowed: 48 MiB pinned by reads in flight, 24 MiB fixed)")
+    print(f"daemon peak RSS over the runs at cache_size={CACHE}: {peak / 1024:.0f} MiB (cache_size {CACHE} + 104 MiB allowed: 48 MiB pinned by reads in flight, 32 MiB of span buffers kept, "
+          f"24 MiB fixed)")
     ceiling = r["FUSE ceiling (zeros from memory, same settings)"]
     print(f"goals (issue 11): cold BF16 >= 1.5 x zstd -dc "
           f"({r['cold read, BF16 single-file view'] / r['zstd -dc (BF16 bytes, 1 thread)']:.2f}) and >= 0.5 x the "
           f"FUSE ceiling ({r['cold read, BF16 single-file view'] / ceiling:.2f}); INT8 cold >= 0.7 x the ceiling "
           f"({r['cold read, INT8 single-file view'] / ceiling:.2f}); ahead of lmz's mount")
-    print("\nlower views through the mount, cold, each on a fresh mount (the whole single-file view read once):\n")
-    print("| view | bytes | seconds | MB/s | seconds / INT8's |")
+    print(f"\nlower views through the mount, cold, each on a fresh mount (the whole single-file view read once; "
+          f"{LOW_ROUNDS} rounds, medians):\n")
+    print("| view | bytes | seconds | MB/s | seconds / INT8's, same round |")
     print("|---|---|---|---|---|")
     for v, (n, t) in low.items():
-        print(f"| {v} | {n / 1e6:.1f} MB | {t:.3f} | {n / t / 1e6:.0f} | {t / low['int8'][1]:.2f} |")
+        print(f"| {v} | {n / 1e6:.1f} MB | {t:.3f} | {n / t / 1e6:.0f} | {ratio[v]:.2f} |")
     print(f"goal (issue 13): reading the int4 view no slower than the INT8 view: {low['int4'][1]:.3f} s vs "
-          f"{low['int8'][1]:.3f} s ({low['int4'][1] / low['int8'][1]:.2f} x the time)")
+          f"{low['int8'][1]:.3f} s ({ratio['int4']:.2f} x the time, median of {LOW_ROUNDS} rounds)")
     os.unlink(plain)
     os.unlink(plain + ".zst")
 

@@ -127,12 +127,16 @@ def test_read_only(mount):
 
 def test_stats(mount):
     read_all(mount.path("single", "bf16", "model.safetensors"))
+    read_all(mount.path("single", "int8", "model.safetensors"))
     s = json.loads(read_all(mount.path(".qstorefs", "stats")))
     assert s["cache"]["misses"] > 0 and s["decoded"]["bytes"] > 0 and s["errors"] == 0
     assert set(s["models"]) == {"single", "sharded", "half"}
     for k in ("size", "used", "hits", "evictions"):
         assert k in s["cache"]
     assert "issued" in s["prefetch"] and "used" in s["prefetch"]
+    # the second file's backing reads land in buffers the first one's used
+    sb = s["span_buffers"]
+    assert sb["reused"] > 0 and 0 < sb["kept_bytes"] <= 32 << 20, sb
 
 
 def test_damaged_chunk_gives_eio_others_fine(models, mount_factory, tmp_path):

@@ -360,7 +360,8 @@ static void test_every_width_follows_the_rules(void **state)
 
 /* The scale face read before its codes (nothing kept: it reads and decodes
  * them itself) and after (the kept maxima: it reads nothing, which a copy
- * damaged in between shows): the same bytes as one sequential read. */
+ * damaged in between shows): the same bytes as one sequential read; and
+ * qs_piece_after names the codes' face only while nothing is kept. */
 static void test_scale_before_codes(void **state)
 {
 	char *src = make_model(0), *qst = pack_it(src);
@@ -380,10 +381,17 @@ static void test_scale_before_codes(void **state)
 	qs_piece q[2];
 	assert_int_equal(qs_map(b, QS_VIEW_INT4, fi, po, 1, q, 2), 1);
 	assert_true(q[0].span_len > 0);
+	/* a cache owner is told the scales are cheaper after the codes' face,
+	 * until the maxima are kept */
+	uint64_t after = UINT64_MAX;
+	assert_int_equal(qs_piece_after(b, &p[0], &after), 1);
+	assert_true(after == q[0].key && p[0].chunk == q[0].chunk);
+	assert_int_equal(qs_piece_after(b, &q[0], &after), 0);
 	qs_reader *r = qs_reader_new(b, &e);
 	uint8_t buf[4096];
 	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, so, buf, sl, &e), (ssize_t)sl);   /* before: decodes the codes */
 	assert_memory_equal(buf, whole + so, sl);
+	assert_int_equal(qs_piece_after(b, &p[0], &after), 0);   /* kept by that decode */
 	uint8_t *pb = malloc(pk->end - pk->begin);
 	assert_int_equal(qs_read(r, QS_VIEW_INT4, fi, po, pb, pk->end - pk->begin, &e), (ssize_t)(pk->end - pk->begin));
 	assert_memory_equal(pb, whole + po, pk->end - pk->begin);

@@ -1,7 +1,7 @@
 /*
  * test_serve.c - the serving layer without FUSE: reads through it equal
- * qs_read, the cache holds its bound, single-flight and pinning, prefetch
- * windows, and version swaps.
+ * qs_read, the cache holds its bound, span buffers are pooled, single-flight
+ * and pinning, prefetch windows, and version swaps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "qstore.h"
 #include "testutil.h"
@@ -194,6 +195,48 @@ static void test_buffer_reuse(void **state)
 	qsv_cache_free(c);
 }
 
+/* Span buffers: the best fit is reused, and neither a buffer over the
+ * per-buffer limit nor bytes past the pool's bound are kept. */
+static void test_span_pool(void **state)
+{
+	(void)state;
+	qsv_spans sp;
+	size_t cap, c1, c2, kept;
+	uint64_t reused, allocated;
+	assert_int_equal(qsv_spans_init(&sp), 0);
+	uint8_t *big = qsv_span_take(&sp, 2 << 20, &c2), *small = qsv_span_take(&sp, 1 << 20, &c1);
+	assert_non_null(big);
+	assert_non_null(small);
+	assert_true(c2 >= 2 << 20 && c1 >= 1 << 20);
+	qsv_span_give(&sp, big, c2);
+	qsv_span_give(&sp, small, c1);
+	uint8_t *p = qsv_span_take(&sp, 1000, &cap);
+	assert_ptr_equal(p, small);   /* the smallest that fits, not the first kept */
+	assert_int_equal(cap, c1);
+	qsv_span_give(&sp, p, cap);
+	p = qsv_span_take(&sp, 3 << 20, &cap);   /* nothing fits: the largest is dropped, a new one made */
+	assert_true(cap >= 3 << 20);
+	memset(p, 1, 3 << 20);
+	qsv_span_give(&sp, p, cap);
+	qsv_spans_stats(&sp, &kept, &reused, &allocated);
+	assert_int_equal(reused, 1);
+	assert_int_equal(allocated, 3);
+	assert_int_equal(kept, c1 + cap);
+	uint8_t *huge = qsv_span_take(&sp, QSV_SPAN_KEEP_MAX + 1, &cap);
+	qsv_span_give(&sp, huge, cap);
+	qsv_spans_stats(&sp, &kept, &reused, &allocated);
+	assert_int_equal(kept, c1);   /* the 3 MiB one made way for the huge one, which was not kept */
+	uint8_t *many[QSV_SPAN_SLOTS + 8];
+	size_t caps[QSV_SPAN_SLOTS + 8];
+	for (int i = 0; i < QSV_SPAN_SLOTS + 8; i++)
+		assert_non_null(many[i] = qsv_span_take(&sp, 1 << 20, &caps[i]));
+	for (int i = 0; i < QSV_SPAN_SLOTS + 8; i++)
+		qsv_span_give(&sp, many[i], caps[i]);
+	qsv_spans_stats(&sp, &kept, &reused, &allocated);
+	assert_true(kept <= QSV_SPAN_POOL && kept >= QSV_SPAN_POOL - (4u << 20));
+	qsv_spans_destroy(&sp);
+}
+
 typedef struct racer { qsv_cache *c; int loads; qsv_entry *e; } racer;
 
 static void *get_one(void *arg)
@@ -231,6 +274,49 @@ static void test_single_flight(void **state)
 	assert_int_equal(st.waits, 1);
 	qsv_cache_put(c, a.e);
 	qsv_cache_put(c, b.e);
+	qsv_cache_free(c);
+}
+
+typedef struct waiter { qsv_cache *c; int loading; int published_first; atomic_int *published; } waiter;
+
+static void *wait_for_42(void *arg)
+{
+	waiter *w = arg;
+	w->loading = qsv_cache_loading(w->c, 7, 42, 1);
+	w->published_first = atomic_load(w->published);
+	return NULL;
+}
+
+/* qsv_cache_loading sees another thread's load, waits for it without
+ * taking a hold, and says 0 for a chunk that is absent or ready. */
+static void test_loading_wait(void **state)
+{
+	(void)state;
+	qsv_cache *c = qsv_cache_new(1 << 20);
+	atomic_int published = 0;
+	assert_int_equal(qsv_cache_loading(c, 7, 42, 0), 0);   /* absent */
+	int own;
+	qsv_entry *e = qsv_cache_get(c, 7, 42, 100, QSV_GET_WAIT, &own);
+	assert_true(e && own);
+	assert_int_equal(qsv_cache_loading(c, 7, 42, 0), 1);
+	assert_int_equal(qsv_cache_loading(c, 8, 42, 0), 0);   /* another version's */
+	waiter w = { c, -1, 0, &published };
+	pthread_t t;
+	pthread_create(&t, NULL, wait_for_42, &w);
+	usleep(50000);
+	atomic_store(&published, 1);
+	qsv_cache_publish(c, e, 1);
+	pthread_join(t, NULL);
+	assert_int_equal(w.loading, 0);
+	assert_int_equal(w.published_first, 1);   /* it returned only after the publish */
+	assert_int_equal(qsv_cache_loading(c, 7, 42, 1), 0);   /* ready: no wait */
+	qsv_cache_put(c, e);
+	qsv_entry *big = qsv_cache_get(c, 7, 43, 1 << 20, QSV_GET_WAIT, &own);   /* room only if 42 is unheld */
+	qsv_cache_stats st;
+	qsv_cache_get_stats(c, &st);
+	assert_int_equal(st.evictions, 1);   /* the waiter left no hold behind */
+	qsv_cache_publish(c, big, 1);
+	qsv_cache_put(c, big);
 	qsv_cache_free(c);
 }
 
@@ -419,8 +505,10 @@ int main(void)
 		cmocka_unit_test(test_reads_equal_qs_read),
 		cmocka_unit_test(test_cache_bound),
 		cmocka_unit_test(test_buffer_reuse),
+		cmocka_unit_test(test_span_pool),
 		cmocka_unit_test(test_window_capped_by_cache),
 		cmocka_unit_test(test_single_flight),
+		cmocka_unit_test(test_loading_wait),
 		cmocka_unit_test(test_eviction_under_pinning),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_prefetch_runs),
