@@ -43,7 +43,7 @@ extern "C" {
 #define QS_API
 #endif
 
-#define QSTORE_VERSION_STRING "0.5.0"
+#define QSTORE_VERSION_STRING "0.5.1"
 /* the container format version this library writes (codec/FORMAT.md); it
  * also reads QSTORE_CONTAINER_FORMAT_OLDEST and every version in between */
 #define QSTORE_CONTAINER_FORMAT 4
