@@ -53,13 +53,74 @@ int lv_copy_range(lv *b, const qs_vfile *f, uint64_t off, uint64_t len, qs_error
  * make open read and parse much. */
 int lv_spend(lv *b, const char *path, uint64_t n, qs_error *err)
 {
-	if (n <= b->budget) {
-		b->budget -= n;
+	if (n <= b->src->budget) {
+		b->src->budget -= n;
 		return 0;
 	}
 	return qs_fail(err, EFBIG, "%s: int8 file '%s' needs %llu bytes read at open, more than a %llu-byte "
 		       "container justifies", b->c->path, path, (unsigned long long)n,
 		       (unsigned long long)b->c->ix->container_bytes);
+}
+
+/* Parse INT8 file FI with READ, once for every view: the result, kept in
+ * b->src, or its error again. */
+static lv_srcfile *src_file(lv *b, size_t fi, int (*read)(lv *, size_t, lv_srcfile *), qs_error *err)
+{
+	lv_srcfile *s = &b->src->f[fi];
+	if (!s->state)
+		s->state = read(b, fi, s) ? -1 : 1;
+	if (s->state > 0)
+		return s;
+	if (err)
+		*err = s->err;
+	return NULL;
+}
+
+static int read_header(lv *b, size_t fi, lv_srcfile *s)
+{
+	uint64_t hlen;
+	return qs_read_st_header(b->c, b->r, QS_VIEW_INT8, fi, &s->st, &hlen, &b->src->budget, &s->err);
+}
+
+const qs_st_file *lv_src_header(lv *b, size_t fi, qs_error *err)
+{
+	lv_srcfile *s = src_file(b, fi, read_header, err);
+	return s ? &s->st : NULL;
+}
+
+/* The file's JSON, read through the INT8 view (within the budget). */
+static int read_json(lv *b, size_t fi, lv_srcfile *s)
+{
+	const qs_vfile *f = &b->c->ix->files[QS_VIEW_INT8][fi];
+	if (lv_spend(b, f->path, f->size, &s->err))
+		return -1;
+	char *t = malloc(f->size + 1);
+	if (!t)
+		return qs_fail(&s->err, ENOMEM, "out of memory");
+	int rc = qs_read(b->r, QS_VIEW_INT8, fi, 0, t, f->size, &s->err) == (ssize_t)f->size ? 0 : -1;
+	if (!rc)
+		s->json = json_loadb(t, f->size, 0, NULL);
+	free(t);
+	return rc;
+}
+
+json_t *lv_src_json(lv *b, size_t fi, qs_error *err)
+{
+	lv_srcfile *s = src_file(b, fi, read_json, err);
+	json_t *j = s && s->json ? json_deep_copy(s->json) : NULL;
+	if (s && s->json && !j)
+		qs_fail(err, ENOMEM, "out of memory");
+	return j;
+}
+
+static void src_free(lv_src *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		if (src->f[i].state > 0)
+			qs_st_free(&src->f[i].st);
+		json_decref(src->f[i].json);
+	}
+	free(src->f);
 }
 
 ssize_t lv_finish(lv *b, const qs_vfile *from, int own_hash, qs_error *err)
@@ -119,12 +180,13 @@ int qs_low_views_init(qs_container *c, unsigned flags, qs_error *err)
 		return 0;
 	qs_index_assign_keys(ix);
 	qs_reader *r = qs_reader_new(c, err);
-	int rc = r ? 0 : -1;
+	lv_src src = { calloc(ix->n_files[QS_VIEW_INT8] + 1, sizeof(lv_srcfile)), ix->n_files[QS_VIEW_INT8],
+		       QS_OPEN_READ_BUDGET(ix) };
+	int rc = !r ? -1 : !src.f ? qs_fail(err, ENOMEM, "%s: out of memory", c->path) : 0;
 	for (unsigned n = 2; n <= 7 && !rc; n++) {
 		if (!(ix->low_views >> n & 1))
 			continue;
-		lv b = { c, r, n, QS_OPEN_READ_BUDGET(ix), json_object(), json_object(), json_object(),
-			 NULL, 0, 0, { 0 } };
+		lv b = { c, r, n, &src, json_object(), json_object(), json_object(), NULL, 0, 0, { 0 } };
 		qs_error e = { 0 };
 		rc = b.packed && b.floated && b.data_bytes ? build_view(&b, &e) : qs_fail(&e, ENOMEM, "out of memory");
 		free(b.x);
@@ -143,6 +205,8 @@ int qs_low_views_init(qs_container *c, unsigned flags, qs_error *err)
 			*err = e;
 		}
 	}
+	if (src.f)
+		src_free(&src);
 	qs_reader_free(r);
 	return rc;
 }

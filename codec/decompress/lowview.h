@@ -11,11 +11,27 @@
 #include "../common/safetensors.h"
 #include "container.h"
 
+/* What the lower views read of the INT8 view, read and parsed once at open
+ * for all of them (lv_src_header, lv_src_json): with lower_views=all each
+ * file was read six times, from six budgets. */
+typedef struct lv_srcfile {
+	int state;               /* 0 not read yet, 1 read, -1 failed (err) */
+	qs_st_file st;           /* a safetensors file's header */
+	json_t *json;            /* a JSON file (NULL: not JSON) */
+	qs_error err;
+} lv_srcfile;
+
+typedef struct lv_src {
+	lv_srcfile *f;           /* one per INT8 view file */
+	size_t n;
+	uint64_t budget;         /* bytes of generated INT8 files open may still read */
+} lv_src;
+
 typedef struct lv {
 	qs_container *c;
 	qs_reader *r;
 	unsigned n;              /* bits */
-	uint64_t budget;         /* bytes of generated INT8 files open may still read */
+	lv_src *src;
 	json_t *packed;          /* weight name -> true: presented packed */
 	json_t *floated;         /* weight name -> true: quantised, but left in float here */
 	json_t *data_bytes;      /* weight file path -> bytes of its data section */
@@ -30,6 +46,12 @@ int lv_add(lv *b, uint32_t stream, uint32_t face, uint64_t off, uint64_t len, qs
 int lv_copy_range(lv *b, const qs_vfile *f, uint64_t off, uint64_t len, qs_error *err);
 /* Take N bytes from the read budget (EFBIG naming PATH when it runs out). */
 int lv_spend(lv *b, const char *path, uint64_t n, qs_error *err);
+/* The parsed header of INT8 view file FI (owned by b->src), or NULL with
+ * *err (the same error for every view that asks). */
+const qs_st_file *lv_src_header(lv *b, size_t fi, qs_error *err);
+/* A copy of INT8 view file FI's JSON for the caller to change (NULL, and
+ * err->code 0, when it is not JSON), or NULL with *err. */
+json_t *lv_src_json(lv *b, size_t fi, qs_error *err);
 /* Add the file built so far as FROM's path in view n (with FROM's recorded
  * SHA-256 when OWN_HASH); clears b->x and b->mem. */
 ssize_t lv_finish(lv *b, const qs_vfile *from, int own_hash, qs_error *err);

@@ -85,24 +85,6 @@ static int low_index(lv *b, const char *rel, json_t *j)
 	return 1;
 }
 
-/* The file's JSON, read through the INT8 view (within the budget). */
-static json_t *load(lv *b, size_t fi, qs_error *err)
-{
-	const qs_vfile *f = &b->c->ix->files[QS_VIEW_INT8][fi];
-	if (lv_spend(b, f->path, f->size, err))
-		return NULL;
-	char *s = malloc(f->size + 1);
-	if (!s) {
-		qs_fail(err, ENOMEM, "out of memory");
-		return NULL;
-	}
-	json_t *j = NULL;
-	if (qs_read(b->r, QS_VIEW_INT8, fi, 0, s, f->size, err) == (ssize_t)f->size)
-		j = json_loadb(s, f->size, 0, NULL);
-	free(s);
-	return j;
-}
-
 int lv_json(lv *b, size_t fi, qs_error *err)
 {
 	const qs_vfile *f = &b->c->ix->files[QS_VIEW_INT8][fi];
@@ -110,7 +92,7 @@ int lv_json(lv *b, size_t fi, qs_error *err)
 	if (!is_config && !is_index)
 		return 0;
 	qs_error e = { 0 };
-	json_t *j = load(b, fi, &e);
+	json_t *j = lv_src_json(b, fi, &e);
 	if (e.code) {
 		if (err)
 			*err = e;

@@ -167,44 +167,43 @@ int lv_safetensors(lv *b, size_t fi, qs_error *err)
 {
 	qs_index *ix = b->c->ix;
 	const qs_vfile *f = &ix->files[QS_VIEW_INT8][fi];
-	qs_st_file st;
-	uint64_t hlen, data = 0;
-	if (qs_read_st_header(b->c, b->r, QS_VIEW_INT8, fi, &st, &hlen, &b->budget, err))
+	const qs_st_file *st = lv_src_header(b, fi, err);   /* every view's: read only */
+	uint64_t data = 0;
+	if (!st)
 		return -1;
 	json_t *byname = json_object();
-	int64_t *role = calloc(st.n + 1, sizeof(int64_t));
-	ent *e = calloc(3 * st.n + 1, sizeof(ent));
+	int64_t *role = calloc(st->n + 1, sizeof(int64_t));
+	ent *e = calloc(3 * st->n + 1, sizeof(ent));
 	int rc = byname && role && e ? 0 : qs_fail(err, ENOMEM, "out of memory");
-	for (size_t j = 0; j < st.n && !rc; j++) {
-		json_object_set_new(byname, st.t[j].name, json_integer((json_int_t)j));
+	for (size_t j = 0; j < st->n && !rc; j++) {
+		json_object_set_new(byname, st->t[j].name, json_integer((json_int_t)j));
 		role[j] = -1;
 	}
 	/* a weight is replaced only with its scale: one per row, from the
 	 * stream's own scale stream */
-	for (size_t j = 0; j < st.n && !rc; j++) {
-		int64_t s = codes_of(ix, f, st.data_start, &st.t[j]);
-		ssize_t k = s >= 0 ? scale_of(&st, byname, st.t[j].name) : -1;
+	for (size_t j = 0; j < st->n && !rc; j++) {
+		int64_t s = codes_of(ix, f, st->data_start, &st->t[j]);
+		ssize_t k = s >= 0 ? scale_of(st, byname, st->t[j].name) : -1;
 		if (k < 0)
 			continue;
-		const qs_st_tensor *t = &st.t[k];
-		uint64_t off = st.data_start + t->begin;
+		const qs_st_tensor *t = &st->t[k];
+		uint64_t off = st->data_start + t->begin;
 		const qs_extent *x = &ix->extents[qs_extent_at(ix, f, off)];
-		if (t->ndim == 2 && t->shape[1] == 1 && t->shape[0] == st.t[j].shape[0] && x->file_off == off
+		if (t->ndim == 2 && t->shape[1] == 1 && t->shape[0] == st->t[j].shape[0] && x->file_off == off
 		    && x->len == t->end - t->begin && x->face == QS_FACE_HIGH && x->stream_off == 0
 		    && (int64_t)x->stream == ix->streams[s].scale_stream) {
 			role[j] = s;
 			role[k] = -2;
 		}
 	}
-	size_t n = rc ? 0 : entries(b, &st, role, e);
+	size_t n = rc ? 0 : entries(b, st, role, e);
 	if (!rc)
-		rc = layout(b, &st, f, e, n, &data, err);
+		rc = layout(b, st, f, e, n, &data, err);
 	for (size_t i = 0; i < n; i++)
 		free(e[i].name);
 	free(e);
 	free(role);
 	json_decref(byname);
-	qs_st_free(&st);
 	if (!rc)
 		json_object_set_new(b->data_bytes, f->path, json_integer((json_int_t)data));
 	return rc ? rc : lv_finish(b, f, 0, err) < 0 ? -1 : 0;
