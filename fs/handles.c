@@ -14,6 +14,7 @@ qfs_handle *qfs_handle_new(qfs_handles *hs)
 	qfs_handle *h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
+	atomic_init(&h->refs, 1);
 	pthread_mutex_lock(&hs->mu);
 	h->next = hs->head;
 	if (hs->head)
@@ -23,7 +24,7 @@ qfs_handle *qfs_handle_new(qfs_handles *hs)
 	return h;
 }
 
-void qfs_handle_free(qfs_handles *hs, qfs_handle *h)
+static void handle_free(qfs_handles *hs, qfs_handle *h)
 {
 	pthread_mutex_lock(&hs->mu);
 	if (h->prev)
@@ -39,9 +40,21 @@ void qfs_handle_free(qfs_handles *hs, qfs_handle *h)
 	free(h);
 }
 
+qfs_handle *qfs_handle_hold(qfs_handle *h)
+{
+	atomic_fetch_add(&h->refs, 1);
+	return h;
+}
+
+void qfs_handle_put(qfs_handles *hs, qfs_handle *h)
+{
+	if (atomic_fetch_sub(&h->refs, 1) == 1)
+		handle_free(hs, h);
+}
+
 void qfs_handles_destroy(qfs_handles *hs)
 {
-	while (hs->head)
-		qfs_handle_free(hs, hs->head);
+	while (hs->head)   /* the session is over: nothing holds them */
+		handle_free(hs, hs->head);
 	pthread_mutex_destroy(&hs->mu);
 }

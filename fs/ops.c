@@ -148,14 +148,16 @@ static void qfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi))
-		qfs_handle_free(&d->handles, h);   /* the open was interrupted: no release will come */
+		qfs_handle_put(&d->handles, h);   /* the open was interrupted: no release will come */
 }
 
 static void qfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	qfs_handle_free(&D(req)->handles, (qfs_handle *)(uintptr_t)fi->fh);
+	qfs_daemon *d = D(req);   /* req and fi are gone once replied to */
+	qfs_handle *h = (qfs_handle *)(uintptr_t)fi->fh;
 	fuse_reply_err(req, 0);
+	qfs_handle_put(&d->handles, h);
 }
 
 static void reply_ceiling(fuse_req_t req, qfs_daemon *d, size_t size, off_t off)
@@ -165,11 +167,8 @@ static void reply_ceiling(fuse_req_t req, qfs_daemon *d, size_t size, off_t off)
 	fuse_reply_buf(req, zeros, size < left ? (size < sizeof(zeros) ? size : sizeof(zeros)) : left);
 }
 
-static void qfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+static void read_reply(fuse_req_t req, qfs_daemon *d, qfs_handle *h, size_t size, off_t off)
 {
-	(void)ino;
-	qfs_daemon *d = D(req);
-	qfs_handle *h = (qfs_handle *)(uintptr_t)fi->fh;
 	if (h->text) {
 		size_t o = (size_t)off < h->text_len ? (size_t)off : h->text_len;
 		fuse_reply_buf(req, h->text + o, size < h->text_len - o ? size : h->text_len - o);
@@ -188,6 +187,16 @@ static void qfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	/* straight from the cached chunks: the kernel copies before we unpin */
 	fuse_reply_iov(req, r.iov, (int)r.n);
 	qsv_reply_release(d->srv, &r);
+}
+
+static void qfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	qfs_daemon *d = D(req);
+	/* held while we reply: RELEASE may come the moment the kernel has it */
+	qfs_handle *h = qfs_handle_hold((qfs_handle *)(uintptr_t)fi->fh);
+	read_reply(req, d, h, size, off);
+	qfs_handle_put(&d->handles, h);
 }
 
 static void qfs_statfs(fuse_req_t req, fuse_ino_t ino)

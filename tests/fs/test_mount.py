@@ -166,6 +166,31 @@ def test_damaged_chunk_gives_eio_others_fine(models, mount_factory, tmp_path):
     assert line and "file 'model.safetensors'" in line[0] and "tensor '" in line[0], log
 
 
+def test_release_racing_reads(mount):
+    """Files opened, read and closed on many threads at once: the kernel may
+    send RELEASE the moment it has a READ's reply, while the daemon's thread
+    is still returning from writing it (under ASan that freed the stats text
+    under the writev: the daemon died).  Every read gets whole bytes."""
+    stats = mount.path(".qstorefs", "stats")
+    small = mount.path("single", "int8", "config.json")
+    want = read_all(small)
+    bad = []
+
+    def worker(i):
+        for _ in range(150):
+            for p in (stats, small):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    got = os.read(fd, 1 << 20)
+                finally:
+                    os.close(fd)
+                if (p == small and got != want) or (p == stats and not got.rstrip().endswith(b"}")):
+                    bad.append(p)
+    run_threads(worker, 8)
+    assert not bad, bad[:3]
+    assert mount.proc.poll() is None, mount.log_text()
+
+
 def test_cache_bound(models, mount_factory):
     m = mount_factory(models["_back"], ["cache_size=32M", "prefetch_max=16M"])
     peak = 0
