@@ -37,6 +37,11 @@ uint8_t *qsv_span_take(qsv_spans *s, size_t len, size_t *cap)
 {
 	uint8_t *p = NULL;
 	size_t have = 0;
+	if (len < QSV_SPAN_KEEP_MIN) {   /* a scale piece's empty span, a small chunk's */
+		p = malloc(len ? len : 1);
+		*cap = p ? (len ? len : 1) : 0;
+		return p;
+	}
 	pthread_mutex_lock(&s->mu);
 	size_t i = pick(s, len);
 	if (i < s->n) {
@@ -64,7 +69,8 @@ void qsv_span_give(qsv_spans *s, uint8_t *p, size_t cap)
 	if (!p)
 		return;
 	pthread_mutex_lock(&s->mu);
-	int keep = s->n < QSV_SPAN_SLOTS && cap <= QSV_SPAN_KEEP_MAX && s->bytes + cap <= QSV_SPAN_POOL;
+	int keep = s->n < QSV_SPAN_SLOTS && cap >= QSV_SPAN_KEEP_MIN && cap <= QSV_SPAN_KEEP_MAX
+		&& s->bytes + cap <= QSV_SPAN_POOL;
 	if (keep) {
 		s->kept[s->n].p = p;
 		s->kept[s->n++].cap = cap;

@@ -7,7 +7,8 @@
  * it: a 266 MB view read took ~20,000 such faults, and twice that for a
  * lower view, whose smaller faces put more chunks in each 1 MiB read.
  * Loads take their buffers from this pool and give them back; the pool
- * keeps up to QSV_SPAN_POOL bytes of them, none over QSV_SPAN_KEEP_MAX (the
+ * keeps up to QSV_SPAN_POOL bytes of them, none under QSV_SPAN_KEEP_MIN or
+ * over QSV_SPAN_KEEP_MAX (the
  * spans of default 1 MiB chunks are about that size; spans of 16 MiB chunks
  * are rare and would hold the pool's bytes in two buffers), and frees the
  * rest.  It is one server-wide bound, however many threads read: a buffer
@@ -24,12 +25,14 @@
 
 #define QSV_SPAN_POOL (32u << 20)
 #define QSV_SPAN_KEEP_MAX (4u << 20)
+#define QSV_SPAN_KEEP_MIN (64u << 10)   /* smaller ones are malloc's, which reuses them
+					 * without faults, and must not take a big one */
 #define QSV_SPAN_SLOTS 64
 
 typedef struct qsv_spans {
 	pthread_mutex_t mu;
 	size_t bytes, n;                 /* kept: their capacities, their count */
-	uint64_t reused, allocated;      /* takes served from the pool, and not */
+	uint64_t reused, allocated;      /* takes of KEEP_MIN or more served from the pool, and not */
 	struct { uint8_t *p; size_t cap; } kept[QSV_SPAN_SLOTS];
 } qsv_spans;
 

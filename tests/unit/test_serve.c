@@ -210,7 +210,12 @@ static void test_span_pool(void **state)
 	assert_true(c2 >= 2 << 20 && c1 >= 1 << 20);
 	qsv_span_give(&sp, big, c2);
 	qsv_span_give(&sp, small, c1);
-	uint8_t *p = qsv_span_take(&sp, 1000, &cap);
+	uint8_t *tiny = qsv_span_take(&sp, 1000, &cap);   /* under the minimum: malloc's, not a kept one */
+	assert_true(tiny != small && tiny != big && cap == 1000);
+	qsv_span_give(&sp, tiny, cap);
+	qsv_spans_stats(&sp, &kept, &reused, &allocated);
+	assert_int_equal(kept, c1 + c2);
+	uint8_t *p = qsv_span_take(&sp, QSV_SPAN_KEEP_MIN, &cap);
 	assert_ptr_equal(p, small);   /* the smallest that fits, not the first kept */
 	assert_int_equal(cap, c1);
 	qsv_span_give(&sp, p, cap);
