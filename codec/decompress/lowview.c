@@ -79,12 +79,19 @@ static lv_srcfile *src_file(lv *b, size_t fi, int (*read)(lv *, size_t, lv_srcfi
 static int read_header(lv *b, size_t fi, lv_srcfile *s)
 {
 	uint64_t hlen;
-	return qs_read_st_header(b->c, b->r, QS_VIEW_INT8, fi, &s->st, &hlen, &b->src->budget, &s->err);
+	if (qs_read_st_header(b->c, b->r, QS_VIEW_INT8, fi, &s->st, &hlen, &b->src->budget, &s->err))
+		return -1;
+	if (!lv_roles(b->c->ix, &b->c->ix->files[QS_VIEW_INT8][fi], &s->st, &s->role, &s->err))
+		return 0;
+	qs_st_free(&s->st);   /* failed: src_free frees only those read */
+	return -1;
 }
 
-const qs_st_file *lv_src_header(lv *b, size_t fi, qs_error *err)
+const qs_st_file *lv_src_header(lv *b, size_t fi, const int64_t **role, qs_error *err)
 {
 	lv_srcfile *s = src_file(b, fi, read_header, err);
+	if (s)
+		*role = s->role;
 	return s ? &s->st : NULL;
 }
 
@@ -118,6 +125,7 @@ static void src_free(lv_src *src)
 	for (size_t i = 0; i < src->n; i++) {
 		if (src->f[i].state > 0)
 			qs_st_free(&src->f[i].st);
+		free(src->f[i].role);
 		json_decref(src->f[i].json);
 	}
 	free(src->f);

@@ -17,6 +17,7 @@
 typedef struct lv_srcfile {
 	int state;               /* 0 not read yet, 1 read, -1 failed (err) */
 	qs_st_file st;           /* a safetensors file's header */
+	int64_t *role;           /* and its tensors' roles (lv_roles) */
 	json_t *json;            /* a JSON file (NULL: not JSON) */
 	qs_error err;
 } lv_srcfile;
@@ -46,9 +47,10 @@ int lv_add(lv *b, uint32_t stream, uint32_t face, uint64_t off, uint64_t len, qs
 int lv_copy_range(lv *b, const qs_vfile *f, uint64_t off, uint64_t len, qs_error *err);
 /* Take N bytes from the read budget (EFBIG naming PATH when it runs out). */
 int lv_spend(lv *b, const char *path, uint64_t n, qs_error *err);
-/* The parsed header of INT8 view file FI (owned by b->src), or NULL with
- * *err (the same error for every view that asks). */
-const qs_st_file *lv_src_header(lv *b, size_t fi, qs_error *err);
+/* The parsed header of INT8 view file FI and its tensors' roles (both
+ * owned by b->src), or NULL with *err (the same error for every view that
+ * asks). */
+const qs_st_file *lv_src_header(lv *b, size_t fi, const int64_t **role, qs_error *err);
 /* A copy of INT8 view file FI's JSON for the caller to change (NULL, and
  * err->code 0, when it is not JSON), or NULL with *err. */
 json_t *lv_src_json(lv *b, size_t fi, qs_error *err);
@@ -56,6 +58,10 @@ json_t *lv_src_json(lv *b, size_t fi, qs_error *err);
  * SHA-256 when OWN_HASH); clears b->x and b->mem. */
 ssize_t lv_finish(lv *b, const qs_vfile *from, int own_hash, qs_error *err);
 
+/* lowview_st.c: the role of each tensor of INT8 file F (header ST) in a
+ * lower view, into a new *OUT: the stream of a quantised weight, -2 for its
+ * scale (replaced), -1 for a tensor copied as it is. */
+int lv_roles(const qs_index *ix, const qs_vfile *f, const qs_st_file *st, int64_t **out, qs_error *err);
 /* INT8 view file FI, a safetensors file, as view n presents it. */
 int lv_safetensors(lv *b, size_t fi, qs_error *err);
 /* INT8 view file FI rewritten when it is config.json or a shard index: 1;

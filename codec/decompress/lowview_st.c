@@ -163,25 +163,24 @@ static int layout(lv *b, const qs_st_file *st, const qs_vfile *f, ent *e, size_t
 	return rc;
 }
 
-int lv_safetensors(lv *b, size_t fi, qs_error *err)
+/* ROLE[j] for every tensor of INT8 file F (header ST), as entries() takes
+ * it: the same for every view, so made once with the parse (lowview.c).  A
+ * weight is replaced only with its scale: one per row, from the stream's
+ * own scale stream.  0, or -1 with *err. */
+int lv_roles(const qs_index *ix, const qs_vfile *f, const qs_st_file *st, int64_t **out, qs_error *err)
 {
-	qs_index *ix = b->c->ix;
-	const qs_vfile *f = &ix->files[QS_VIEW_INT8][fi];
-	const qs_st_file *st = lv_src_header(b, fi, err);   /* every view's: read only */
-	uint64_t data = 0;
-	if (!st)
-		return -1;
 	json_t *byname = json_object();
 	int64_t *role = calloc(st->n + 1, sizeof(int64_t));
-	ent *e = calloc(3 * st->n + 1, sizeof(ent));
-	int rc = byname && role && e ? 0 : qs_fail(err, ENOMEM, "out of memory");
-	for (size_t j = 0; j < st->n && !rc; j++) {
+	if (!byname || !role) {
+		json_decref(byname);
+		free(role);
+		return qs_fail(err, ENOMEM, "out of memory");
+	}
+	for (size_t j = 0; j < st->n; j++) {
 		json_object_set_new(byname, st->t[j].name, json_integer((json_int_t)j));
 		role[j] = -1;
 	}
-	/* a weight is replaced only with its scale: one per row, from the
-	 * stream's own scale stream */
-	for (size_t j = 0; j < st->n && !rc; j++) {
+	for (size_t j = 0; j < st->n; j++) {
 		int64_t s = codes_of(ix, f, st->data_start, &st->t[j]);
 		ssize_t k = s >= 0 ? scale_of(st, byname, st->t[j].name) : -1;
 		if (k < 0)
@@ -196,14 +195,27 @@ int lv_safetensors(lv *b, size_t fi, qs_error *err)
 			role[k] = -2;
 		}
 	}
+	json_decref(byname);
+	*out = role;
+	return 0;
+}
+
+int lv_safetensors(lv *b, size_t fi, qs_error *err)
+{
+	const qs_vfile *f = &b->c->ix->files[QS_VIEW_INT8][fi];
+	const int64_t *role;
+	const qs_st_file *st = lv_src_header(b, fi, &role, err);   /* every view's: read only */
+	uint64_t data = 0;
+	if (!st)
+		return -1;
+	ent *e = calloc(3 * st->n + 1, sizeof(ent));
+	int rc = e ? 0 : qs_fail(err, ENOMEM, "out of memory");
 	size_t n = rc ? 0 : entries(b, st, role, e);
 	if (!rc)
 		rc = layout(b, st, f, e, n, &data, err);
 	for (size_t i = 0; i < n; i++)
 		free(e[i].name);
 	free(e);
-	free(role);
-	json_decref(byname);
 	if (!rc)
 		json_object_set_new(b->data_bytes, f->path, json_integer((json_int_t)data));
 	return rc ? rc : lv_finish(b, f, 0, err) < 0 ? -1 : 0;
