@@ -188,9 +188,12 @@ ssize_t qs_index_add_gen_file(qs_index *ix, int v, const char *name, uint8_t *me
 		f->n_extents++;
 		f->size += e.len;
 	}
-	if (mem) {   /* a new stream: keys again (a file of shared extents adds none) */
-		ix->n_streams++;
-		qs_index_assign_keys(ix);
+	if (mem) {   /* a new stream (a file of shared extents adds none), keyed
+		      * after all the others: appending it moves no key, so the
+		      * index is not keyed again for each generated file */
+		qs_stream *s = &ix->streams[ix->n_streams++];
+		s->key_base = ix->n_keys;
+		ix->n_keys += s->n_chunks;   /* a MEM stream has one face */
 	}
 	return (ssize_t)ix->n_files[v]++;
 }
